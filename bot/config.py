@@ -1,0 +1,116 @@
+"""Every setting of the bot, read from the environment and `.env`, validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+IdSet = Annotated[frozenset[int], NoDecode]
+
+
+class Settings(BaseSettings):
+    """The bot's configuration; field names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    telegram_bot_token: SecretStr = Field(description="Bot token from @BotFather.")
+    telegram_base_url: str = Field(
+        "https://api.telegram.org",
+        description="Bot API server root; set it when running a local Bot API server.",
+    )
+    openai_api_key: SecretStr = Field(
+        SecretStr(""), description="API key; may stay empty for local servers."
+    )
+    openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible root.")
+    model: str = Field("gpt-4o-mini", min_length=1)
+    data_dir: Path = Field(Path("data"), description="Where the default SQLite file lives.")
+    database_url: str = Field("", description="SQLAlchemy async URL; default SQLite in DATA_DIR.")
+    system_prompt: str = "You are a helpful assistant in a Telegram chat. Answer concisely."
+    context_tokens: int = Field(16_000, ge=256, description="The model's context window.")
+    max_reply_tokens: int = Field(1_024, ge=16, description="Tokens reserved for the reply.")
+    admin_user_ids: IdSet = frozenset()
+    allowed_user_ids: IdSet = Field(frozenset(), description="Empty means everyone may chat.")
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    openai_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the next byte.")
+    openai_connect_timeout: float = Field(10.0, gt=0)
+    openai_max_retries: int = Field(2, ge=0, le=10, description="Retries before the first token.")
+    edit_interval: float = Field(1.0, ge=0.2, description="Seconds between edits, private chats.")
+    group_edit_interval: float = Field(3.0, ge=1.0, description="Seconds between edits, groups.")
+    user_hash_salt: SecretStr = Field(
+        SecretStr(""), description="Salt of the `user` field sent to the model; default: token."
+    )
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+            if not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError("must be numeric Telegram user ids separated by commas")
+            return frozenset(int(p) for p in parts)
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        head, _, tail = value.get_secret_value().partition(":")
+        if not head.isdigit() or not tail:
+            raise ValueError("must look like 123456:ABC-DEF (the token from @BotFather)")
+        return value
+
+    @field_validator("telegram_base_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _budget_fits(self) -> Settings:
+        if self.max_reply_tokens >= self.context_tokens:
+            raise ValueError("MAX_REPLY_TOKENS must be smaller than CONTEXT_TOKENS")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'bot.db'}"
+
+    @property
+    def prompt_budget(self) -> int:
+        """Tokens the prompt may use: the context minus the reply reserve."""
+        return self.context_tokens - self.max_reply_tokens
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad setting, without echoing secret values."""
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        if not name:
+            problems.append(message)
+        elif error["type"] == "missing":
+            problems.append(f"{name} is not set")
+        else:
+            problems.append(f"{name}: {message}")
+    return "; ".join(problems)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment and `.env`; raise ConfigError naming what is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
