@@ -50,7 +50,7 @@ class LLMTimeoutError(LLMError):
     """The server sent nothing within the read timeout."""
 
     user_message = "The language model took too long to answer. Please try again."
-    retryable = True
+    # Not retried: the user has already waited a whole read timeout.
 
 
 class LLMProtocolError(LLMError):

@@ -1,0 +1,1 @@
+"""The language-model side: the chat/completions client and token counting."""

@@ -1,0 +1,69 @@
+"""Offline token counting for chat prompts.
+
+Uses `bpe-openai`, which ships the o200k/cl100k vocabularies inside the wheel, so nothing is
+downloaded at run time. Models it does not know get a conservative byte-based estimate.
+The per-message overhead follows the OpenAI cookbook: 3 tokens per message plus the tokens of
+each value (+1 with a `name`), and 3 more to prime the reply.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Protocol
+
+import bpe_openai
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING_TOKENS = 3
+# About 4 bytes per token for English and ~1 token per CJK character; 3 bytes per token errs high.
+ESTIMATE_BYTES_PER_TOKEN = 3
+
+
+class _Encoding(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+
+
+# Model-name prefixes of OpenAI's families, most specific first.
+ENCODING_BY_PREFIX = (
+    (("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4"), "o200k_base"),
+    (("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada-002"), "cl100k_base"),
+)
+
+
+@lru_cache(maxsize=64)
+def _encoding_for(model: str) -> _Encoding | None:
+    """The exact encoding for a known OpenAI model (provider prefixes ignored), else None."""
+    name = model.rsplit("/", 1)[-1].lower()
+    for prefixes, encoding_name in ENCODING_BY_PREFIX:
+        if name.startswith(prefixes):
+            encoding: _Encoding = bpe_openai.get_encoding(encoding_name)
+            return encoding
+    return None
+
+
+class TokenCounter:
+    """Counts tokens the way a given model's server will, or errs on the high side."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._encoding = _encoding_for(model)
+
+    @property
+    def exact(self) -> bool:
+        return self._encoding is not None
+
+    def count_text(self, text: str) -> int:
+        if not text:
+            return 0
+        if self._encoding is None:
+            return math.ceil(len(text.encode("utf-8")) / ESTIMATE_BYTES_PER_TOKEN)
+        return len(self._encoding.encode(text))
+
+    def count_message(self, role: str, content: str, name: str | None = None) -> int:
+        """Tokens one chat message adds to a prompt, overhead included."""
+        tokens = TOKENS_PER_MESSAGE + self.count_text(role) + self.count_text(content)
+        if name:
+            tokens += TOKENS_PER_NAME + self.count_text(name)
+        return tokens
