@@ -1,0 +1,87 @@
+"""Command line: `python -m bot run` serves the bot; `python -m bot migrate` upgrades the schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram.error import InvalidToken, NetworkError
+
+from bot.config import Settings, load_settings
+from bot.db.engine import create_engine
+from bot.db.migrate import upgrade_to_head
+from bot.errors import BotError, ConfigError
+from bot.logs import configure_logging
+from bot.telegram.app import BotRuntime
+
+logger = logging.getLogger("bot")
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Telegram chat bot with conversation memory. Settings come from the "
+        "environment or a .env file (see README.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "run",
+        help="migrate the database, then serve the bot (long polling)",
+        description="Apply pending migrations, then serve the bot with long polling until "
+        "SIGINT or SIGTERM.",
+    )
+    commands.add_parser(
+        "migrate",
+        help="upgrade the database schema to the newest revision and exit",
+        description="Upgrade the database in DATABASE_URL to the newest Alembic revision.",
+    )
+    return parser
+
+
+async def _serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with BotRuntime(settings):
+        await stop.wait()
+        logger.info("stopping: finishing running replies")
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(_serve(settings) if args.command == "run" else _migrate(settings))
+    except InvalidToken:
+        print("config error: TELEGRAM_BOT_TOKEN was rejected by Telegram", file=sys.stderr)
+        return EXIT_CONFIG
+    except (NetworkError, SQLAlchemyError, OSError, BotError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

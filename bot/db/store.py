@@ -1,0 +1,147 @@
+"""The queries of a turn. Each takes a session; callers decide transaction boundaries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import IN_PROMPT, Chat, Conversation, Message, Usage, User
+
+HISTORY_PAGE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInfo:
+    id: int
+    type: str = "private"
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    id: int
+    role: str
+    content: str
+    tokens: int
+
+
+def _upsert(
+    session: AsyncSession, table: Any, values: dict[str, Any], update_keys: list[str]
+) -> Any:
+    """INSERT ... ON CONFLICT (id) DO UPDATE, for SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**values)
+    changes = {key: stmt.excluded[key] for key in update_keys}
+    return stmt.on_conflict_do_update(index_elements=["id"], set_=changes)
+
+
+async def upsert_user(session: AsyncSession, user: UserInfo) -> None:
+    values = {
+        "id": user.id,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "username": user.username,
+        "language_code": user.language_code,
+    }
+    stmt = _upsert(session, User, values, [k for k in values if k != "id"])
+    await session.execute(stmt)
+    await session.execute(update(User).where(User.id == user.id).values(last_seen=func.now()))
+
+
+async def upsert_chat(session: AsyncSession, chat: ChatInfo) -> Chat:
+    values = {"id": chat.id, "type": chat.type, "title": chat.title}
+    await session.execute(_upsert(session, Chat, values, ["type", "title"]))
+    row = await session.get(Chat, chat.id, populate_existing=True)
+    assert row is not None
+    return row
+
+
+async def open_conversation(session: AsyncSession, chat_id: int, user_id: int | None) -> int:
+    """The id of the chat's open conversation (per user when user_id is given), opened if none."""
+    found = await session.scalar(
+        select(Conversation.id)
+        .where(
+            Conversation.chat_id == chat_id,
+            Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id,
+            Conversation.closed_at.is_(None),
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    if found is not None:
+        return found
+    conversation = Conversation(chat_id=chat_id, user_id=user_id)
+    session.add(conversation)
+    await session.flush()
+    return conversation.id
+
+
+async def close_conversation(session: AsyncSession, chat_id: int, user_id: int | None) -> int:
+    """Close the open conversation(s) of that scope; return how many were open."""
+    result = await session.execute(
+        update(Conversation)
+        .where(
+            Conversation.chat_id == chat_id,
+            Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id,
+            Conversation.closed_at.is_(None),
+        )
+        .values(closed_at=func.now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def add_message(session: AsyncSession, **fields: Any) -> Message:
+    message = Message(**fields)
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def finish_message(session: AsyncSession, message_id: int, **fields: Any) -> None:
+    await session.execute(update(Message).where(Message.id == message_id).values(**fields))
+
+
+async def add_usage(session: AsyncSession, **fields: Any) -> None:
+    session.add(Usage(**fields))
+
+
+async def history_newest_first(
+    session: AsyncSession, conversation_id: int, before_id: int, page: int = HISTORY_PAGE
+) -> AsyncGenerator[HistoryItem, None]:
+    """Messages that belong in prompts, newest first, read page by page (keyset pagination).
+
+    A caller that stops early reads only the pages it needed, so a turn costs O(budget).
+    """
+    while True:
+        rows = (
+            await session.execute(
+                select(Message.id, Message.role, Message.content, Message.token_count)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.id < before_id,
+                    Message.status.in_(IN_PROMPT),
+                )
+                .order_by(Message.id.desc())
+                .limit(page)
+            )
+        ).all()
+        for row in rows:
+            yield HistoryItem(row.id, row.role, row.content, row.token_count)
+        if len(rows) < page:
+            return
+        before_id = rows[-1].id

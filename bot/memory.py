@@ -1,0 +1,61 @@
+"""Prompt building: system prompt + the newest history that fits the token budget.
+
+The system prompt and the new user message are always sent; older turns are dropped oldest
+first and whole. History is consumed newest-first and reading stops at the first message that
+does not fit, so a long history costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from bot.db.models import Role
+from bot.db.store import HistoryItem
+from bot.errors import BotError
+from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
+from bot.llm.types import ChatMessage
+
+
+class MessageTooLong(BotError):
+    """The new message alone does not fit the prompt budget."""
+
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(f"message of {tokens} tokens; at most {limit} fit")
+        self.tokens = tokens
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    messages: tuple[ChatMessage, ...]
+    tokens: int  # our count of the whole prompt, reply priming included
+    history_kept: int  # earlier messages included, the new one not counted
+
+
+async def build_prompt(
+    *,
+    system_prompt: str,
+    new_message: HistoryItem,
+    history: AsyncIterable[HistoryItem],
+    budget: int,
+    counter: TokenCounter,
+) -> Prompt:
+    """Fit the newest history into `budget` tokens; raise MessageTooLong if nothing fits."""
+    system_tokens = counter.count_message(Role.SYSTEM, system_prompt) if system_prompt else 0
+    used = REPLY_PRIMING_TOKENS + system_tokens + new_message.tokens
+    if used > budget:
+        raise MessageTooLong(new_message.tokens, budget - (used - new_message.tokens))
+    kept: list[HistoryItem] = []
+    async for item in history:
+        if used + item.tokens > budget:
+            break
+        kept.append(item)
+        used += item.tokens
+    kept.reverse()
+    # A prompt should not open with an answer whose question was dropped.
+    while kept and kept[0].role == Role.ASSISTANT:
+        used -= kept.pop(0).tokens
+    messages = [ChatMessage(Role.SYSTEM, system_prompt)] if system_prompt else []
+    messages += [ChatMessage(item.role, item.content) for item in (*kept, new_message)]
+    return Prompt(tuple(messages), used, len(kept))

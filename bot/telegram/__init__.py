@@ -1,0 +1,1 @@
+"""The Telegram frontend: python-telegram-bot wiring, handlers and the streamed reply."""

@@ -1,0 +1,111 @@
+"""Wiring: the database, the model client and the python-telegram-bot Application, started
+and stopped together. `BotRuntime` is what `python -m bot run` and the end-to-end tests run."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from telegram.ext import ApplicationBuilder
+
+from bot.config import Settings
+from bot.db.engine import create_engine, create_sessionmaker
+from bot.db.migrate import upgrade_to_head
+from bot.llm.client import ChatClient
+from bot.telegram.handlers import AnyApplication, ChatHandlers
+from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.turn import TurnRunner
+
+logger = logging.getLogger(__name__)
+
+TELEGRAM_POOL_SIZE = 256
+POLL_TIMEOUT = 30
+
+
+def build_application(settings: Settings, runner: TurnRunner) -> AnyApplication:
+    root = settings.telegram_base_url
+    app = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .concurrent_updates(ChatOrderedUpdateProcessor())
+        .connection_pool_size(TELEGRAM_POOL_SIZE)
+        .pool_timeout(30)
+        .build()
+    )
+    ChatHandlers(settings, runner).register(app)
+    return app
+
+
+def model_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one shared client for the model server; the timeout is per read, not per reply."""
+    timeout = httpx.Timeout(settings.openai_timeout, connect=settings.openai_connect_timeout)
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+class BotRuntime:
+    """Everything the bot runs on; `async with BotRuntime(settings):` serves until exit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: AsyncEngine | None = None
+        self._http: httpx.AsyncClient | None = None
+        self.app: AnyApplication | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._engine = create_engine(settings.resolved_database_url)
+        await upgrade_to_head(self._engine)
+        self._http = model_http_client(settings)
+        client = ChatClient(
+            self._http,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value(),
+            max_retries=settings.openai_max_retries,
+        )
+        runner = TurnRunner(settings, create_sessionmaker(self._engine), client)
+        self.app = build_application(settings, runner)
+        await self.app.initialize()
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            timeout=POLL_TIMEOUT, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
+        )
+        logger.info("bot @%s is polling for updates", self.app.bot.username)
+
+    async def stop(self) -> None:
+        """Stop taking updates, let running turns finish, then close every connection."""
+        if self.app is not None:
+            if self.app.updater is not None and self.app.updater.running:
+                await self.app.updater.stop()
+            if self.app.running:
+                await self.app.stop()
+            await self.app.shutdown()
+            self.app = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def __aenter__(self) -> BotRuntime:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

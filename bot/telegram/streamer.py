@@ -1,0 +1,203 @@
+"""A reply that grows in place: send on the first text, then throttled edits, then a final edit.
+
+One background task owns all Telegram calls of a reply, so the model stream never waits on
+Telegram. Edits are spaced by the chat's interval, never repeat unchanged text, and a 429
+pushes the next call back by `retry_after` while newer text simply replaces the pending one.
+Text past 4096 UTF-16 units continues in a new message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from telegram import Bot, ReplyParameters
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.telegram.split import split_text
+
+logger = logging.getLogger(__name__)
+
+TYPING_REFRESH = 4.5  # Telegram shows "typing…" for about 5 s
+FINAL_ATTEMPTS = 8
+NOT_MODIFIED = "message is not modified"
+EDIT_TARGET_GONE = "message to edit not found"
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+class TelegramReply:
+    """Shows one streamed reply in a chat; implements `bot.turn.ReplySink`."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        reply_to: int | None,
+        interval: float,
+        thread_id: int | None = None,
+    ) -> None:
+        self._bot = bot
+        self._chat_id = chat_id
+        self._reply_to = reply_to
+        self._interval = interval
+        self._thread_id = thread_id
+        self._latest = ""
+        self._sent: list[tuple[int, str]] = []  # (message id, text it shows) per part
+        self._next_call = 0.0
+        self._wake = asyncio.Event()
+        self._final = False
+        self._blocked = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+
+    async def begin(self) -> None:
+        self._typing = asyncio.create_task(self._keep_typing())
+
+    def push(self, text: str) -> None:
+        self._latest = text
+        self._wake.set()
+        if self._flusher is None and text.strip():
+            self._stop_typing()
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def finish(self, text: str) -> list[int]:
+        self._latest = text
+        self._final = True
+        self._wake.set()
+        if self._flusher is None:
+            self._stop_typing()
+            self._flusher = asyncio.create_task(self._flush_loop())
+        await self._flusher
+        return [message_id for message_id, _ in self._sent]
+
+    async def say(self, text: str) -> None:
+        self._stop_typing()
+        if self._flusher is not None:  # text was shown: keep it and add the notice
+            await self.finish(f"{self._latest}\n\n{text}")
+            return
+        await self._call_until_done(lambda: self._send(text, self._reply_to))
+
+    async def close(self) -> None:
+        """Cancel background work (when the turn itself is cancelled)."""
+        self._stop_typing()
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    def _stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            self._typing = None
+
+    async def _keep_typing(self) -> None:
+        while True:
+            with contextlib.suppress(TelegramError):
+                await self._bot.send_chat_action(
+                    self._chat_id, ChatAction.TYPING, message_thread_id=self._thread_id
+                )
+            await asyncio.sleep(TYPING_REFRESH)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            final = self._final
+            if (delay := self._next_call - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            if final or self._final:
+                await self._call_until_done(self._sync)
+                return
+            await self._sync_once()
+
+    async def _sync_once(self) -> bool:
+        """Bring Telegram up to the latest text; False if a call must be retried later."""
+        try:
+            await self._sync()
+        except RetryAfter as exc:
+            self._next_call = time.monotonic() + retry_seconds(exc)
+            self._wake.set()  # try again once allowed, with whatever text is newest then
+            return False
+        except NetworkError as exc:  # includes TimedOut; the next push retries
+            logger.info("chat %s: edit failed, will retry: %s", self._chat_id, exc)
+            return False
+        except TelegramError as exc:  # the final sync tries again; never kill the stream
+            logger.warning("chat %s: Telegram refused an edit: %s", self._chat_id, exc)
+            return False
+        return True
+
+    async def _call_until_done(self, call: Callable[[], Awaitable[object]]) -> None:
+        """Run a final sync (or send) through 429s and network errors, a bounded number of times."""
+        for attempt in range(1, FINAL_ATTEMPTS + 1):
+            if self._blocked:
+                return
+            try:
+                await call()
+                return
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_seconds(exc))
+            except NetworkError as exc:
+                logger.info("chat %s: send failed (%s), attempt %d", self._chat_id, exc, attempt)
+                await asyncio.sleep(min(2.0**attempt, 30.0))
+            except TelegramError as exc:
+                logger.warning("chat %s: Telegram refused the reply: %s", self._chat_id, exc)
+                return
+        logger.warning("chat %s: gave up showing the reply", self._chat_id)
+
+    async def _sync(self) -> None:
+        """Send or edit each part whose text differs from what Telegram shows."""
+        for index, part in enumerate(split_text(self._latest)):
+            if self._blocked or not part.strip():
+                return
+            if index < len(self._sent):
+                message_id, shown = self._sent[index]
+                if shown != part:
+                    await self._edit(index, message_id, part)
+            else:
+                reply_to = self._reply_to if index == 0 else self._sent[-1][0]
+                self._sent.append((await self._send(part, reply_to), part))
+
+    async def _send(self, text: str, reply_to: int | None) -> int:
+        self._next_call = time.monotonic() + self._interval
+        try:
+            message = await self._bot.send_message(
+                self._chat_id,
+                text,
+                message_thread_id=self._thread_id,
+                reply_parameters=(
+                    ReplyParameters(reply_to, allow_sending_without_reply=True)
+                    if reply_to
+                    else None
+                ),
+            )
+        except Forbidden as exc:
+            self._blocked = True
+            logger.info("chat %s: cannot send (%s)", self._chat_id, exc.message)
+            return 0
+        return message.message_id
+
+    async def _edit(self, index: int, message_id: int, text: str) -> None:
+        self._next_call = time.monotonic() + self._interval
+        try:
+            await self._bot.edit_message_text(text, self._chat_id, message_id)
+        except BadRequest as exc:
+            if NOT_MODIFIED in exc.message:
+                pass
+            elif EDIT_TARGET_GONE in exc.message:  # the user deleted it: show the text anew
+                message_id = await self._send(text, None)
+            else:
+                raise
+        except Forbidden as exc:
+            self._blocked = True
+            logger.info("chat %s: cannot edit (%s)", self._chat_id, exc.message)
+        self._sent[index] = (message_id, text)

@@ -1,0 +1,381 @@
+"""In-process emulator of an OpenAI-compatible HTTP API for end-to-end tests.
+
+A real aiohttp server on 127.0.0.1 (random port) serving ``GET /v1/models``,
+``POST /v1/chat/completions`` and ``POST /v1/completions`` with OpenAI's JSON and SSE
+shapes, auth, validation, context-window checks and usage accounting (o200k_base).
+Answers are scripted with :class:`Reply` objects (``enqueue`` / ``responder``), which can
+also inject delays, HTTP errors, truncated or hanging streams and malformed events.
+Every request is recorded so tests can assert exactly what the client sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from tests.emulators import openai_errors as errors
+from tests.emulators.openai_errors import ApiError
+from tests.emulators.openai_stream import (
+    Completion,
+    EmulatorStopping,
+    Kind,
+    Pacer,
+    StreamWriter,
+    abort_connection,
+    send_full,
+)
+from tests.emulators.openai_tokens import (
+    apply_limits,
+    content_text,
+    count_tokens,
+    requested_max_tokens,
+)
+from tests.emulators.openai_tokens import (
+    count_prompt_tokens as _count_prompt_tokens,
+)
+
+__all__ = ["OpenAIEmulator", "RecordedRequest", "Reply"]
+
+CHAT_PATH = "/v1/chat/completions"
+LEGACY_PATH = "/v1/completions"
+MODELS_PATH = "/v1/models"
+SHUTDOWN_GRACE_SECONDS = 1.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Reply:
+    """One scripted answer: ``text`` streamed in ``chunk_chars`` pieces, or a fault.
+
+    ``status`` answers with an OpenAI-shaped HTTP error instead (``error_*`` override the
+    stock body, ``retry_after`` sets ``Retry-After``). ``cut_after`` / ``hang_after`` /
+    ``malformed_after`` count content deltas (clamped to the deltas available); 0 means
+    right after the headers, before any body byte. ``cut_after`` closes the socket,
+    ``hang_after`` waits until the client leaves or the emulator stops, ``malformed_after``
+    sends a broken ``data:`` event and ends the body. Non-streaming requests get the whole
+    delay up front and, for a fault, a half-sent/hanging/invalid JSON body.
+    """
+
+    text: str = ""
+    chunk_chars: int = 8
+    first_token_delay: float = 0.0
+    chunk_delay: float = 0.0
+    finish_reason: str = "stop"
+    status: int | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    retry_after: float | None = None
+    cut_after: int | None = None
+    hang_after: int | None = None
+    hang_before_headers: bool = False
+    malformed_after: int | None = None
+    omit_usage: bool = False
+    keepalive_comments: bool = False
+    usage: dict[str, int] | None = None
+
+
+@dataclass
+class RecordedRequest:
+    """A request received under ``/v1/`` (headers lower-cased; body ``{}`` if not JSON)."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+    method: str = "POST"
+
+
+@dataclass
+class _Prompt:
+    """What a validated request asks for, independent of the endpoint."""
+
+    kind: Kind
+    model: str
+    prompt_tokens: int
+    default_text: str
+
+
+class OpenAIEmulator:
+    """A scriptable OpenAI-compatible server; use ``async with`` or ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        api_key: str = "sk-test-key",
+        *,
+        models: Iterable[str] = ("gpt-4o-mini", "gpt-4o", "test-model"),
+        context_window: int = 128_000,
+    ) -> None:
+        self.api_key = api_key
+        self.models = list(models)
+        self.context_window = context_window
+        self.context_windows: dict[str, int] = {}
+        self.responder: Callable[[dict[str, Any]], Reply | str] | None = None
+        self.requests: list[RecordedRequest] = []
+        self.open_streams = 0
+        self.base_url = ""
+        self._queue: deque[Reply] = deque()
+        self._arrived = asyncio.Event()
+        self._pacer = Pacer()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening on a random 127.0.0.1 port and set ``base_url``."""
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get(MODELS_PATH, self._handle_models)
+        app.router.add_post(CHAT_PATH, self._handle_chat)
+        app.router.add_post(LEGACY_PATH, self._handle_legacy)
+        self._pacer = Pacer()
+        self._runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+            access_log=None,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}/v1"
+
+    async def stop(self) -> None:
+        """Stop the server quickly, ending hanging streams and delays."""
+        if self._runner is None:
+            return
+        self._pacer.stopping.set()
+        pending = {t for t in self._handlers if not t.done()}
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in still:
+                task.cancel()
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def __aenter__(self) -> OpenAIEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- scripting and inspection -------------------------------------------------------------
+
+    def enqueue(self, *replies: Reply | str) -> None:
+        """Queue scripted replies (FIFO); a plain string means ``Reply(text=s)``."""
+        self._queue.extend(_as_reply(r) for r in replies)
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of every ``POST /v1/chat/completions`` received, in order."""
+        return [r.body for r in self.requests if r.path == CHAT_PATH and r.method == "POST"]
+
+    def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens the emulator reports for ``messages`` (OpenAI cookbook rules)."""
+        return _count_prompt_tokens(messages)
+
+    def wait_for_requests(self, n: int, timeout: float = 10.0) -> Coroutine[Any, Any, None]:
+        """Wait until at least ``n`` requests were recorded (``TimeoutError`` otherwise)."""
+        return self._wait_for_count(n, timeout)
+
+    async def _wait_for_count(self, n: int, limit: float) -> None:
+        try:
+            async with asyncio.timeout(limit):
+                while len(self.requests) < n:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"expected {n} requests within {limit}s, got {len(self.requests)}"
+            ) from None
+
+    # --- HTTP plumbing --------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Record, authenticate and turn ``ApiError``/shutdown into responses."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            if request.path.startswith("/v1/"):
+                await self._record(request)
+                self._check_auth(request)
+            return await handler(request)
+        except ApiError as exc:
+            return _error_response(exc)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            error = errors.not_found_path_error(request.method, request.path)
+            error.status = exc.status
+            return _error_response(error)
+        except EmulatorStopping:
+            abort_connection(request)
+            return web.Response(status=503)
+        except ConnectionError:
+            abort_connection(request)
+            return web.Response(status=499)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _record(self, request: web.Request) -> None:
+        parsed = _parse_json(await request.read())
+        body = parsed if isinstance(parsed, dict) else {}
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.requests.append(
+            RecordedRequest(request.path, headers, body, time.time(), request.method)
+        )
+        self._arrived.set()
+
+    def _check_auth(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise errors.missing_key_error()
+        if key != self.api_key:
+            raise errors.invalid_key_error(key)
+
+    # --- endpoints ----------------------------------------------------------------------------
+
+    async def _handle_models(self, request: web.Request) -> web.StreamResponse:
+        created = int(time.time())
+        data = [
+            {"id": m, "object": "model", "created": created, "owned_by": "emulator"}
+            for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        errors.validate_chat(body)
+        messages: list[dict[str, Any]] = body["messages"]
+        users = [m for m in messages if m.get("role") == "user"]
+        last_user = content_text(users[-1].get("content")) if users else ""
+        prompt = _Prompt(
+            "chat", body["model"], _count_prompt_tokens(messages), f"Echo: {last_user}"
+        )
+        return await self._serve(request, body, prompt)
+
+    async def _handle_legacy(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        errors.validate_legacy(body)
+        raw_prompt = body["prompt"]
+        text = raw_prompt if isinstance(raw_prompt, str) else "\n".join(raw_prompt)
+        lines = text.splitlines()
+        prompt = _Prompt(
+            "legacy", body["model"], count_tokens(text), f"Echo: {lines[-1] if lines else ''}"
+        )
+        return await self._serve(request, body, prompt)
+
+    async def _serve(
+        self, request: web.Request, body: dict[str, Any], prompt: _Prompt
+    ) -> web.StreamResponse:
+        """Pick the scripted reply, run model/context checks and send the answer."""
+        reply, from_queue = self._next_reply(body, prompt.default_text)
+        if reply.status is not None:
+            raise errors.scripted_error(
+                reply.status,
+                message=reply.error_message,
+                type_=reply.error_type,
+                code=reply.error_code,
+                retry_after=reply.retry_after,
+                api_key=self.api_key,
+                model=prompt.model,
+            )
+        try:
+            self._check_model_and_context(body, prompt)
+        except ApiError:
+            if from_queue:
+                self._queue.appendleft(reply)
+            raise
+        completion = _build_completion(body, prompt, reply)
+        stream = body.get("stream") is True
+        if stream:
+            self.open_streams += 1
+        try:
+            if reply.hang_before_headers:
+                await self._pacer.hang(request)
+                abort_connection(request)
+                return web.Response(status=499)
+            if stream:
+                return await StreamWriter(request, reply, completion, self._pacer).run()
+            return await send_full(request, reply, completion, self._pacer)
+        finally:
+            if stream:
+                self.open_streams -= 1
+
+    def _next_reply(self, body: dict[str, Any], default_text: str) -> tuple[Reply, bool]:
+        if self._queue:
+            return self._queue.popleft(), True
+        if self.responder is not None:
+            return _as_reply(self.responder(body)), False
+        return Reply(text=default_text), False
+
+    def _check_model_and_context(self, body: dict[str, Any], prompt: _Prompt) -> None:
+        if prompt.model not in self.models:
+            raise errors.model_not_found_error(prompt.model)
+        window = self.context_windows.get(prompt.model, self.context_window)
+        requested = requested_max_tokens(body) or 0
+        if prompt.prompt_tokens + requested > window:
+            raise errors.context_length_error(window, prompt.prompt_tokens, requested)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _as_reply(reply: Reply | str) -> Reply:
+    return Reply(text=reply) if isinstance(reply, str) else reply
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Decode a JSON body; ``None`` when it is empty or not JSON."""
+    if not raw:
+        return None
+    with contextlib.suppress(ValueError):
+        return json.loads(raw)
+    return None
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (aiohttp caches the raw body), else a 400."""
+    body = _parse_json(await request.read())
+    if not isinstance(body, dict):
+        raise errors.invalid_json_error()
+    return body
+
+
+def _error_response(exc: ApiError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+
+
+def _build_completion(body: dict[str, Any], prompt: _Prompt, reply: Reply) -> Completion:
+    text, finish = apply_limits(reply.text, reply.finish_reason, body)
+    completion_tokens = count_tokens(text)
+    usage = {
+        "prompt_tokens": prompt.prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt.prompt_tokens + completion_tokens,
+    }
+    if reply.usage:
+        usage.update(reply.usage)
+        if "total_tokens" not in reply.usage:
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    options = body.get("stream_options") or {}
+    include_usage = bool(options.get("include_usage")) and not reply.omit_usage
+    return Completion(prompt.kind, prompt.model, text, finish, usage, include_usage)
