@@ -113,4 +113,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        problem = describe_validation_error(exc)
+    # Raised outside the handler: the pydantic error (which holds input values) is not chained.
+    raise ConfigError(problem)

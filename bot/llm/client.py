@@ -21,10 +21,9 @@ from bot.errors import (
     LLMConnectionError,
     LLMError,
     LLMProtocolError,
-    LLMServerError,
     LLMStatusError,
 )
-from bot.llm.errors_map import status_error, transport_error
+from bot.llm.errors_map import status_error, stream_error, transport_error
 from bot.llm.types import ChatRequest, StreamEvent, Usage
 
 logger = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ logger = logging.getLogger(__name__)
 MAX_RETRY_WAIT = 30.0
 
 
-def parse_chunk(data: str) -> StreamEvent | None:
+def parse_chunk(data: str, *, secret: str = "") -> StreamEvent | None:
     """Parse one `data:` payload of a chat.completion.chunk stream (None for empty deltas)."""
     try:
         chunk: Any = json.loads(data)
@@ -40,8 +39,8 @@ def parse_chunk(data: str) -> StreamEvent | None:
         raise LLMProtocolError(f"invalid JSON in stream: {data[:80]!r}") from exc
     if not isinstance(chunk, dict):
         raise LLMProtocolError(f"unexpected stream payload: {data[:80]!r}")
-    if isinstance(error := chunk.get("error"), dict):
-        raise LLMServerError(502, str(error.get("message", error)), code=error.get("code"))
+    if chunk.get("error"):
+        raise stream_error(chunk, secret=secret)
     text, finish = "", None
     choices = chunk.get("choices") or []
     if choices and isinstance(choices[0], dict):
@@ -72,6 +71,7 @@ class ChatClient:
         self._http = http
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._headers = {"Accept": "text/event-stream"}
+        self._api_key = api_key
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._max_retries = max_retries
@@ -113,13 +113,15 @@ class ChatClient:
                 response = source.response
                 if response.status_code >= 400:
                     body = await response.aread()
-                    raise status_error(response.status_code, body, response.headers)
+                    raise status_error(
+                        response.status_code, body, response.headers, secret=self._api_key
+                    )
                 async for sse in source.aiter_sse():
                     if sse.data.strip() == "[DONE]":
                         return
                     if not sse.data:
                         continue
-                    event = parse_chunk(sse.data)
+                    event = parse_chunk(sse.data, secret=self._api_key)
                     if event is not None:
                         finished = finished or event.finish_reason is not None
                         yield event

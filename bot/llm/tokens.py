@@ -1,7 +1,7 @@
 """Offline token counting for chat prompts.
 
 Uses `bpe-openai`, which ships the o200k/cl100k vocabularies inside the wheel, so nothing is
-downloaded at run time. Models it does not know get a conservative byte-based estimate.
+downloaded at run time. Other models get a conservative estimate (o200k plus a margin).
 The per-message overhead follows the OpenAI cookbook: 3 tokens per message plus the tokens of
 each value (+1 with a `name`), and 3 more to prime the reply.
 """
@@ -17,8 +17,10 @@ import bpe_openai
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
-# About 4 bytes per token for English and ~1 token per CJK character; 3 bytes per token errs high.
-ESTIMATE_BYTES_PER_TOKEN = 3
+# Unknown models (Llama, Qwen, Mistral, ...) are counted with o200k plus a margin, and never
+# below one token per 4 bytes: bytes alone undercount code, digits and emoji.
+ESTIMATE_MARGIN = 1.25
+ESTIMATE_BYTES_PER_TOKEN = 4
 
 
 class _Encoding(Protocol):
@@ -48,18 +50,18 @@ class TokenCounter:
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self._encoding = _encoding_for(model)
-
-    @property
-    def exact(self) -> bool:
-        return self._encoding is not None
+        found = _encoding_for(model)
+        self.exact = found is not None
+        self._encoding: _Encoding = found or bpe_openai.get_encoding("o200k_base")
 
     def count_text(self, text: str) -> int:
         if not text:
             return 0
-        if self._encoding is None:
-            return math.ceil(len(text.encode("utf-8")) / ESTIMATE_BYTES_PER_TOKEN)
-        return len(self._encoding.encode(text))
+        tokens = len(self._encoding.encode(text))
+        if self.exact:
+            return tokens
+        by_bytes = len(text.encode("utf-8")) / ESTIMATE_BYTES_PER_TOKEN
+        return math.ceil(max(tokens * ESTIMATE_MARGIN, by_bytes))
 
     def count_message(self, role: str, content: str, name: str | None = None) -> int:
         """Tokens one chat message adds to a prompt, overhead included."""

@@ -27,6 +27,8 @@ def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     window; otherwise the cut is hard (never inside a surrogate pair). The cut depends only on
     the text before it, so a growing text keeps its earlier parts unchanged.
     """
+    if limit < 2:
+        raise ValueError("limit must leave room for a surrogate pair (>= 2)")
     parts: list[str] = []
     rest = text
     while utf16_len(rest) > limit:
@@ -37,8 +39,9 @@ def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
             if at >= len(window) // 2:
                 cut = at + len(separator)
                 break
-        parts.append(rest[:cut].rstrip())
+        if part := rest[:cut].rstrip():
+            parts.append(part)
         rest = rest[cut:].lstrip("\n")
-    if rest or not parts:
+    if rest.strip() or not parts:
         parts.append(rest)
     return parts

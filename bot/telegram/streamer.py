@@ -19,7 +19,7 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.telegram.split import split_text
+from bot.telegram.render import Part, render_markdown, render_plain
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ TYPING_REFRESH = 4.5  # Telegram shows "typing…" for about 5 s
 FINAL_ATTEMPTS = 8
 NOT_MODIFIED = "message is not modified"
 EDIT_TARGET_GONE = "message to edit not found"
+FORMAT_REJECTED = ("can't parse entities", "entit", "message is too long")
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -52,7 +53,8 @@ class TelegramReply:
         self._interval = interval
         self._thread_id = thread_id
         self._latest = ""
-        self._sent: list[tuple[int, str]] = []  # (message id, text it shows) per part
+        self._sent: list[tuple[int, Part]] = []  # (message id, what it shows) per part
+        self._plain = False  # Telegram refused our formatting once: plain text from then on
         self._next_call = 0.0
         self._wake = asyncio.Event()
         self._final = False
@@ -85,7 +87,7 @@ class TelegramReply:
         if self._flusher is not None:  # text was shown: keep it and add the notice
             await self.finish(f"{self._latest}\n\n{text}")
             return
-        await self._call_until_done(lambda: self._send(text, self._reply_to))
+        await self._call_until_done(lambda: self._send(Part(text), self._reply_to))
 
     async def close(self) -> None:
         """Cancel background work (when the turn itself is cancelled)."""
@@ -154,10 +156,25 @@ class TelegramReply:
                 return
         logger.warning("chat %s: gave up showing the reply", self._chat_id)
 
+    def _parts(self) -> list[Part]:
+        if self._plain:
+            return render_plain(self._latest)
+        return render_markdown(self._latest, final=self._final)
+
     async def _sync(self) -> None:
-        """Send or edit each part whose text differs from what Telegram shows."""
-        for index, part in enumerate(split_text(self._latest)):
-            if self._blocked or not part.strip():
+        """Send or edit each part that differs from what Telegram shows."""
+        try:
+            await self._sync_parts()
+        except BadRequest as exc:
+            if self._plain or not any(m in exc.message.lower() for m in FORMAT_REJECTED):
+                raise
+            logger.warning("chat %s: formatting refused (%s); plain text", self._chat_id, exc)
+            self._plain = True
+            await self._sync_parts()
+
+    async def _sync_parts(self) -> None:
+        for index, part in enumerate(self._parts()):
+            if self._blocked:
                 return
             if index < len(self._sent):
                 message_id, shown = self._sent[index]
@@ -167,12 +184,13 @@ class TelegramReply:
                 reply_to = self._reply_to if index == 0 else self._sent[-1][0]
                 self._sent.append((await self._send(part, reply_to), part))
 
-    async def _send(self, text: str, reply_to: int | None) -> int:
+    async def _send(self, part: Part, reply_to: int | None) -> int:
         self._next_call = time.monotonic() + self._interval
         try:
             message = await self._bot.send_message(
                 self._chat_id,
-                text,
+                part.text,
+                entities=part.telegram_entities(),
                 message_thread_id=self._thread_id,
                 reply_parameters=(
                     ReplyParameters(reply_to, allow_sending_without_reply=True)
@@ -186,18 +204,20 @@ class TelegramReply:
             return 0
         return message.message_id
 
-    async def _edit(self, index: int, message_id: int, text: str) -> None:
+    async def _edit(self, index: int, message_id: int, part: Part) -> None:
         self._next_call = time.monotonic() + self._interval
         try:
-            await self._bot.edit_message_text(text, self._chat_id, message_id)
+            await self._bot.edit_message_text(
+                part.text, self._chat_id, message_id, entities=part.telegram_entities()
+            )
         except BadRequest as exc:
             if NOT_MODIFIED in exc.message:
                 pass
             elif EDIT_TARGET_GONE in exc.message:  # the user deleted it: show the text anew
-                message_id = await self._send(text, None)
+                message_id = await self._send(part, None)
             else:
                 raise
         except Forbidden as exc:
             self._blocked = True
             logger.info("chat %s: cannot edit (%s)", self._chat_id, exc.message)
-        self._sent[index] = (message_id, text)
+        self._sent[index] = (message_id, part)

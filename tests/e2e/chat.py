@@ -23,7 +23,8 @@ async def ask(telegram: BotAPIEmulator, chat_id: int, text: str, **kwargs: Any) 
 
 
 def shows(telegram: BotAPIEmulator, chat_id: int, text: str) -> bool:
-    return any(m.text == text for m in telegram.bot_messages(chat_id))
+    """Whether a bot message shows `text` (trimmed, as Telegram trims message text)."""
+    return any(m.text == text.strip() for m in telegram.bot_messages(chat_id))
 
 
 def texts(telegram: BotAPIEmulator, chat_id: int) -> list[str]:
