@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the next byte.")
     openai_connect_timeout: float = Field(10.0, gt=0)
     openai_max_retries: int = Field(2, ge=0, le=10, description="Retries before the first token.")
+    stream_mode: str = Field(
+        "edit", pattern="^(edit|draft)$", description="Private chats: edit in place or drafts."
+    )
+    max_queued_per_chat: int = Field(5, ge=0, description="Waiting messages before 'busy'.")
     edit_interval: float = Field(1.0, ge=0.2, description="Seconds between edits, private chats.")
     group_edit_interval: float = Field(3.0, ge=1.0, description="Seconds between edits, groups.")
     user_hash_salt: SecretStr = Field(

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 CUT_BY_LIMIT_NOTICE = "[The reply was cut off at the token limit.]"
 INTERRUPTED_NOTICE = "[The reply was interrupted: {reason}]"
+STOPPED_NOTICE = "[Stopped.]"
+STOPPED_EARLY = "Stopped before any reply."
 EMPTY_REPLY = "The model returned an empty reply. Please try rephrasing your message."
 
 
@@ -52,6 +54,24 @@ class ReplySink(Protocol):
         """Answer with a one-off notice instead of a reply."""
 
 
+class TurnControl:
+    """Lets another handler stop a running turn's model stream (/stop)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._stream: asyncio.Task[None] | None = None
+
+    def attach(self, stream: asyncio.Task[None]) -> None:
+        self._stream = stream
+        if self.stopped:
+            stream.cancel()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._stream is not None:
+            self._stream.cancel()
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     chat: ChatInfo
@@ -63,6 +83,7 @@ class Incoming:
 class Outcome(Enum):
     ANSWERED = "answered"
     INTERRUPTED = "interrupted"
+    STOPPED = "stopped"
     FAILED = "failed"
     TOO_LONG = "too_long"
     DUPLICATE = "duplicate"
@@ -70,10 +91,14 @@ class Outcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Stored:
+    """A user message in the database, ready to be answered."""
+
     conversation_id: int
     message_id: int
     chat: Chat
+    text: str
     tokens: int
+    telegram_message_id: int | None
 
 
 class TurnRunner:
@@ -99,15 +124,43 @@ class TurnRunner:
             await store.upsert_chat(session, chat)
             await store.close_conversation(session, chat.id, None)
 
-    async def run(self, incoming: Incoming, sink: ReplySink) -> Outcome:
+    async def run(
+        self, incoming: Incoming, sink: ReplySink, control: TurnControl | None = None
+    ) -> Outcome:
+        """Answer a new user message."""
         stored = await self._store_user_message(incoming)
         if stored is None:
             logger.info("chat %s: message already handled, ignored", incoming.chat.id)
             return Outcome.DUPLICATE
+        return await self.answer(stored, incoming.user, sink, control or TurnControl())
+
+    async def last_question(self, chat: ChatInfo, user: UserInfo) -> Stored | None:
+        """The newest user message of the chat's conversation, its replies taken out of memory."""
+        async with self._sessions.begin() as session:
+            await store.upsert_user(session, user)
+            chat_row = await store.upsert_chat(session, chat)
+            conversation_id = await store.open_conversation(session, chat.id, None)
+            message = await store.last_user_message(session, conversation_id)
+            if message is None:
+                return None
+            await store.replace_replies(session, message.id)
+        return Stored(
+            conversation_id,
+            message.id,
+            chat_row,
+            message.content,
+            message.token_count,
+            message.telegram_message_id,
+        )
+
+    async def answer(
+        self, stored: Stored, user: UserInfo, sink: ReplySink, control: TurnControl
+    ) -> Outcome:
+        """Build the prompt for a stored user message and stream the reply to `sink`."""
         model = stored.chat.model or self._settings.model
         counter = TokenCounter(model)
         try:
-            prompt = await self._build_prompt(stored, incoming.text, counter)
+            prompt = await self._build_prompt(stored, counter)
         except MessageTooLong as exc:
             await self._set_status(stored.message_id, Status.REJECTED)
             await sink.say(
@@ -115,7 +168,7 @@ class TurnRunner:
                 " Please shorten it or send it in parts."
             )
             return Outcome.TOO_LONG
-        return await self._reply(incoming, stored, prompt, model, counter, sink)
+        return await self._reply(stored, user, prompt, model, counter, sink, control)
 
     async def _store_user_message(self, incoming: Incoming) -> Stored | None:
         try:
@@ -138,12 +191,14 @@ class TurnRunner:
                 )
         except IntegrityError:
             return None
-        return Stored(conversation_id, message.id, chat, tokens)
+        return Stored(
+            conversation_id, message.id, chat, incoming.text, tokens, incoming.telegram_message_id
+        )
 
-    async def _build_prompt(self, stored: Stored, text: str, counter: TokenCounter) -> Prompt:
+    async def _build_prompt(self, stored: Stored, counter: TokenCounter) -> Prompt:
         system_prompt = stored.chat.system_prompt or self._settings.system_prompt
         max_reply = stored.chat.max_reply_tokens or self._settings.max_reply_tokens
-        new = HistoryItem(stored.message_id, Role.USER, text, stored.tokens)
+        new = HistoryItem(stored.message_id, Role.USER, stored.text, stored.tokens)
         async with self._sessions() as session:
             history = store.history_newest_first(session, stored.conversation_id, stored.message_id)
             async with contextlib.aclosing(history):
@@ -174,18 +229,19 @@ class TurnRunner:
 
     async def _reply(
         self,
-        incoming: Incoming,
         stored: Stored,
+        user: UserInfo,
         prompt: Prompt,
         model: str,
         counter: TokenCounter,
         sink: ReplySink,
+        control: TurnControl,
     ) -> Outcome:
         async with self._sessions.begin() as session:
             pending = await store.add_message(
                 session,
                 conversation_id=stored.conversation_id,
-                chat_id=incoming.chat.id,
+                chat_id=stored.chat.id,
                 role=Role.ASSISTANT,
                 content="",
                 token_count=0,
@@ -193,39 +249,60 @@ class TurnRunner:
                 model=model,
                 reply_to_id=stored.message_id,
             )
-        reply = _Reply(pending.id, incoming, prompt, model, counter)
-        request = self._request(stored, prompt, model, incoming.user.id)
+        reply = _Reply(pending.id, stored.chat.id, user.id, prompt, model, counter)
+        request = self._request(stored, prompt, model, user.id)
         error: LLMError | None = None
         await sink.begin()
+        stream = asyncio.create_task(self._consume(request, reply, sink))
+        control.attach(stream)
         try:
-            async for event in self._client.stream(request):
-                if event.text:
-                    reply.first_token = reply.first_token or time.monotonic()
-                    reply.text += event.text
-                    sink.push(reply.text)
-                reply.usage = event.usage or reply.usage
-                reply.finish = event.finish_reason or reply.finish
+            await stream
         except LLMError as exc:
             error = exc
-            logger.warning("model stream failed in chat %s: %s", incoming.chat.id, exc)
+            logger.warning("model stream failed in chat %s: %s", stored.chat.id, exc)
         except asyncio.CancelledError:
-            await asyncio.shield(self._record(reply, Status.INTERRUPTED, []))
-            raise
+            if _being_cancelled():  # the turn itself is cancelled (shutdown), not /stop
+                await asyncio.shield(self._record(reply, Status.INTERRUPTED, []))
+                raise
         if not reply.text.strip():
-            await sink.say(error.user_message if error else EMPTY_REPLY)
+            await sink.say(self._no_text_notice(error, control))
             await self._record(reply, Status.FAILED, [])
-            return Outcome.FAILED
-        shown = reply.text
+            return Outcome.STOPPED if control.stopped else Outcome.FAILED
+        ids = await sink.finish(reply.text + self._notice(reply, error, control))
+        complete = error is None and not control.stopped
+        await self._record(reply, Status.COMPLETE if complete else Status.INTERRUPTED, ids)
+        if control.stopped:
+            return Outcome.STOPPED
+        return Outcome.ANSWERED if complete else Outcome.INTERRUPTED
+
+    async def _consume(self, request: ChatRequest, reply: _Reply, sink: ReplySink) -> None:
+        async for event in self._client.stream(request):
+            if event.text:
+                reply.first_token = reply.first_token or time.monotonic()
+                reply.text += event.text
+                sink.push(reply.text)
+            reply.usage = event.usage or reply.usage
+            reply.finish = event.finish_reason or reply.finish
+
+    @staticmethod
+    def _no_text_notice(error: LLMError | None, control: TurnControl) -> str:
+        if control.stopped:
+            return STOPPED_EARLY
+        return error.user_message if error else EMPTY_REPLY
+
+    @staticmethod
+    def _notice(reply: _Reply, error: LLMError | None, control: TurnControl) -> str:
+        """What follows the shown text: why it ended early, if it did (never stored)."""
+        if control.stopped:
+            return "\n\n" + STOPPED_NOTICE
         if error is not None:
-            shown += "\n\n" + INTERRUPTED_NOTICE.format(reason=error.user_message)
-        elif reply.finish == "length":
-            shown += "\n\n" + CUT_BY_LIMIT_NOTICE
-        ids = await sink.finish(shown)
-        await self._record(reply, Status.INTERRUPTED if error else Status.COMPLETE, ids)
-        return Outcome.INTERRUPTED if error else Outcome.ANSWERED
+            return "\n\n" + INTERRUPTED_NOTICE.format(reason=error.user_message)
+        if reply.finish == "length":
+            return "\n\n" + CUT_BY_LIMIT_NOTICE
+        return ""
 
     async def _record(self, reply: _Reply, status: Status, telegram_ids: list[int]) -> None:
-        """Store the assistant message's final state and its usage, in one transaction."""
+        """Store the assistant message's final state, its parts and usage, in one transaction."""
         counter = reply.counter
         usage = reply.usage or Usage(reply.prompt.tokens, counter.count_text(reply.text))
         now = time.monotonic()
@@ -238,11 +315,12 @@ class TurnRunner:
                 status=status,
                 telegram_message_id=telegram_ids[0] if telegram_ids else None,
             )
+            await store.add_parts(session, reply.message_id, telegram_ids)
             await store.add_usage(
                 session,
                 message_id=reply.message_id,
-                chat_id=reply.incoming.chat.id,
-                user_id=reply.incoming.user.id,
+                chat_id=reply.chat_id,
+                user_id=reply.user_id,
                 model=reply.model,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
@@ -258,12 +336,18 @@ class TurnRunner:
             await store.finish_message(session, message_id, status=status)
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 @dataclass(slots=True)
 class _Reply:
     """The assistant reply being streamed."""
 
     message_id: int
-    incoming: Incoming
+    chat_id: int
+    user_id: int
     prompt: Prompt
     model: str
     counter: TokenCounter

@@ -57,6 +57,7 @@ class Status(enum.StrEnum):
     INTERRUPTED = "interrupted"  # partial text the user saw, kept
     FAILED = "failed"  # no text could be produced
     REJECTED = "rejected"  # user message the bot could not take (too long)
+    REPLACED = "replaced"  # assistant reply superseded by /retry
 
 
 IN_PROMPT = (Status.COMPLETE, Status.INTERRUPTED)
@@ -126,6 +127,18 @@ class Message(Base):
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _now()
+
+
+class MessagePart(Base):
+    """The Telegram messages that show one stored message (a long reply spans several)."""
+
+    __tablename__ = "message_parts"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    telegram_message_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class Usage(Base):

@@ -10,7 +10,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import IN_PROMPT, Chat, Conversation, Message, Usage, User
+from bot.db.models import (
+    IN_PROMPT,
+    Chat,
+    Conversation,
+    Message,
+    MessagePart,
+    Role,
+    Status,
+    Usage,
+    User,
+)
 
 HISTORY_PAGE = 64
 
@@ -118,6 +128,36 @@ async def finish_message(session: AsyncSession, message_id: int, **fields: Any) 
 
 async def add_usage(session: AsyncSession, **fields: Any) -> None:
     session.add(Usage(**fields))
+
+
+async def add_parts(session: AsyncSession, message_id: int, telegram_ids: list[int]) -> None:
+    session.add_all(
+        MessagePart(message_id=message_id, position=i, telegram_message_id=tid)
+        for i, tid in enumerate(telegram_ids)
+    )
+
+
+async def last_user_message(session: AsyncSession, conversation_id: int) -> Message | None:
+    """The newest user message of a conversation that was taken (not rejected)."""
+    return await session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.role == Role.USER,
+            Message.status == Status.COMPLETE,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+async def replace_replies(session: AsyncSession, user_message_id: int) -> None:
+    """Take the replies to a user message out of memory (they are being regenerated)."""
+    await session.execute(
+        update(Message)
+        .where(Message.reply_to_id == user_message_id, Message.role == Role.ASSISTANT)
+        .values(status=Status.REPLACED)
+    )
 
 
 async def history_newest_first(

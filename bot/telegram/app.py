@@ -27,17 +27,23 @@ POLL_TIMEOUT = 30
 
 def build_application(settings: Settings, runner: TurnRunner) -> AnyApplication:
     root = settings.telegram_base_url
+    handlers = ChatHandlers(settings, runner)
+    ordering = ChatOrderedUpdateProcessor(
+        max_queued_per_chat=settings.max_queued_per_chat,
+        skips_queue=handlers.skips_queue,
+        on_busy=handlers.busy,
+    )
     app = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
-        .concurrent_updates(ChatOrderedUpdateProcessor())
+        .concurrent_updates(ordering)
         .connection_pool_size(TELEGRAM_POOL_SIZE)
         .pool_timeout(30)
         .build()
     )
-    ChatHandlers(settings, runner).register(app)
+    handlers.register(app)
     return app
 
 

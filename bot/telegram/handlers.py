@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Message, Update
@@ -20,7 +21,7 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.db.store import ChatInfo, UserInfo
 from bot.telegram.streamer import TelegramReply
-from bot.turn import Incoming, TurnRunner
+from bot.turn import Incoming, Outcome, ReplySink, TurnControl, TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ WELCOME = (
 )
 HELP = (
     "Send me a text message and I'll answer, keeping our conversation in mind.\n\n"
+    "/stop — stop the reply I'm writing\n"
+    "/retry — write my last reply again\n"
     "/reset — start a new conversation (I forget the current one)\n"
     "/help — this message\n\n"
     "In groups, mention me or reply to one of my messages."
@@ -38,6 +41,10 @@ RESET_DONE = "Started a new conversation. I've forgotten what we talked about."
 TEXT_ONLY = "I can only read text messages for now. Please send your question as text."
 NOT_ALLOWED = "Sorry, this bot is private."
 INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
+NOTHING_TO_STOP = "Nothing to stop: I'm not writing a reply right now."
+NOTHING_TO_RETRY = "Nothing to retry yet: send me a message first."
+BUSY = "I'm still answering your earlier messages. Please wait a moment and send this one again."
+CONTROL_COMMANDS = frozenset({"/stop"})
 
 Context = ContextTypes.DEFAULT_TYPE
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -61,6 +68,7 @@ class ChatHandlers:
     def __init__(self, settings: Settings, runner: TurnRunner) -> None:
         self._settings = settings
         self._runner = runner
+        self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
 
     def register(self, app: AnyApplication) -> None:
         new_messages = filters.UpdateType.MESSAGE
@@ -68,6 +76,8 @@ class ChatHandlers:
         app.add_handler(CommandHandler("start", self.start, filters=new_messages))
         app.add_handler(CommandHandler("help", self.help, filters=new_messages))
         app.add_handler(CommandHandler("reset", self.reset, filters=new_messages))
+        app.add_handler(CommandHandler("stop", self.stop, filters=new_messages))
+        app.add_handler(CommandHandler("retry", self.retry, filters=new_messages))
         app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, self.text))
         app.add_handler(MessageHandler(new_messages & ~filters.TEXT, self.unsupported))
         app.add_error_handler(self.on_error)
@@ -99,6 +109,32 @@ class ChatHandlers:
         await self._runner.reset(_chat_info(update), _user_info(update))
         await update.effective_message.reply_text(RESET_DONE)
 
+    async def stop(self, update: Update, context: Context) -> None:
+        """Stop the reply being written in this chat; what was shown stays."""
+        message = update.effective_message
+        assert message is not None
+        control = self._active.get(message.chat_id)
+        if control is None:
+            await message.reply_text(NOTHING_TO_STOP)
+        else:
+            control.stop()
+
+    async def retry(self, update: Update, context: Context) -> None:
+        """Write the last reply again, replacing it in memory."""
+        message = update.effective_message
+        assert message is not None
+        user = _user_info(update)
+        stored = await self._runner.last_question(_chat_info(update), user)
+        if stored is None:
+            await message.reply_text(NOTHING_TO_RETRY)
+            return
+        await self._turn(
+            update,
+            context,
+            stored.telegram_message_id,
+            lambda sink, control: self._runner.answer(stored, user, sink, control),
+        )
+
     async def text(self, update: Update, context: Context) -> None:
         """Answer a text message with a streamed reply."""
         message = update.effective_message
@@ -109,25 +145,54 @@ class ChatHandlers:
         if not text.strip():
             await message.reply_text(HELP)
             return
-        chat = _chat_info(update)
-        interval = (
-            self._settings.edit_interval
-            if chat.type == ChatType.PRIVATE
-            else self._settings.group_edit_interval
+        incoming = Incoming(_chat_info(update), _user_info(update), text, message.message_id)
+        await self._turn(
+            update,
+            context,
+            message.message_id,
+            lambda sink, control: self._runner.run(incoming, sink, control),
         )
+
+    async def _turn(
+        self,
+        update: Update,
+        context: Context,
+        reply_to: int | None,
+        run: Callable[[ReplySink, TurnControl], Awaitable[Outcome]],
+    ) -> None:
+        """Run a turn with a live reply, registered so /stop can reach it."""
+        message = update.effective_message
+        assert message is not None
+        private = message.chat.type == ChatType.PRIVATE
+        s = self._settings
         sink = TelegramReply(
             context.bot,
-            chat.id,
-            reply_to=message.message_id,
-            interval=interval,
+            message.chat_id,
+            reply_to=reply_to,
+            interval=s.edit_interval if private else s.group_edit_interval,
             thread_id=message.message_thread_id if message.is_topic_message else None,
+            drafts=private and s.stream_mode == "draft",
         )
+        control = TurnControl()
+        self._active[message.chat_id] = control
         try:
-            await self._runner.run(
-                Incoming(chat, _user_info(update), text, message.message_id), sink
-            )
+            await run(sink, control)
         finally:
+            if self._active.get(message.chat_id) is control:
+                del self._active[message.chat_id]
             await sink.close()
+
+    def skips_queue(self, update: Update) -> bool:
+        """Control commands act on the running turn, so they must not wait behind it."""
+        text = update.message.text if update.message is not None else None
+        if not text or not text.strip():
+            return False
+        return text.split(maxsplit=1)[0].split("@")[0] in CONTROL_COMMANDS
+
+    async def busy(self, update: Update) -> None:
+        """Answer a message that arrived while the chat's queue was full."""
+        if update.effective_message is not None and self._addressed(update.effective_message):
+            await update.effective_message.reply_text(BUSY)
 
     async def unsupported(self, update: Update, context: Context) -> None:
         """Say clearly that only text is understood (in groups only when addressed)."""

@@ -1,9 +1,15 @@
-"""A reply that grows in place: send on the first text, then throttled edits, then a final edit.
+"""A reply that grows live: first text as a message, then throttled updates, then the final text.
 
 One background task owns all Telegram calls of a reply, so the model stream never waits on
-Telegram. Edits are spaced by the chat's interval, never repeat unchanged text, and a 429
-pushes the next call back by `retry_after` while newer text simply replaces the pending one.
-Text past 4096 UTF-16 units continues in a new message.
+Telegram. Two modes:
+
+- edit: the message is edited in place; text past 4096 UTF-16 units continues in a new message.
+- draft (private chats): the growing part is streamed with `sendMessageDraft` (Bot API 10),
+  and every finished part is sent as a real message.
+
+Updates are spaced by the chat's interval and never repeat what is shown. A 429 pushes the next
+call back by `retry_after`, doubles the interval for the rest of the reply, and newer text simply
+replaces the pending update. Formatting refused by Telegram falls back to plain text.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dtm
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 TYPING_REFRESH = 4.5  # Telegram shows "typing…" for about 5 s
 FINAL_ATTEMPTS = 8
+MAX_INTERVAL = 10.0
 NOT_MODIFIED = "message is not modified"
 EDIT_TARGET_GONE = "message to edit not found"
 FORMAT_REJECTED = ("can't parse entities", "entit", "message is too long")
@@ -46,12 +54,16 @@ class TelegramReply:
         reply_to: int | None,
         interval: float,
         thread_id: int | None = None,
+        drafts: bool = False,
     ) -> None:
         self._bot = bot
         self._chat_id = chat_id
         self._reply_to = reply_to
         self._interval = interval
         self._thread_id = thread_id
+        self._drafts = drafts
+        self._draft_base = random.randint(1, 2**30)
+        self._draft_shown: Part | None = None
         self._latest = ""
         self._sent: list[tuple[int, Part]] = []  # (message id, what it shows) per part
         self._plain = False  # Telegram refused our formatting once: plain text from then on
@@ -62,6 +74,10 @@ class TelegramReply:
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
 
+    @property
+    def message_ids(self) -> list[int]:
+        return [message_id for message_id, _ in self._sent if message_id]
+
     async def begin(self) -> None:
         self._typing = asyncio.create_task(self._keep_typing())
 
@@ -69,24 +85,20 @@ class TelegramReply:
         self._latest = text
         self._wake.set()
         if self._flusher is None and text.strip():
-            self._stop_typing()
-            self._flusher = asyncio.create_task(self._flush_loop())
+            self._start_flusher()
 
     async def finish(self, text: str) -> list[int]:
         self._latest = text
         self._final = True
         self._wake.set()
         if self._flusher is None:
-            self._stop_typing()
-            self._flusher = asyncio.create_task(self._flush_loop())
+            self._start_flusher()
+        assert self._flusher is not None
         await self._flusher
-        return [message_id for message_id, _ in self._sent]
+        return self.message_ids
 
     async def say(self, text: str) -> None:
         self._stop_typing()
-        if self._flusher is not None:  # text was shown: keep it and add the notice
-            await self.finish(f"{self._latest}\n\n{text}")
-            return
         await self._call_until_done(lambda: self._send(Part(text), self._reply_to))
 
     async def close(self) -> None:
@@ -96,6 +108,10 @@ class TelegramReply:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+
+    def _start_flusher(self) -> None:
+        self._stop_typing()
+        self._flusher = asyncio.create_task(self._flush_loop())
 
     def _stop_typing(self) -> None:
         if self._typing is not None:
@@ -114,29 +130,28 @@ class TelegramReply:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            final = self._final
             if (delay := self._next_call - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
-            if final or self._final:
+            if self._final:
                 await self._call_until_done(self._sync)
                 return
             await self._sync_once()
 
-    async def _sync_once(self) -> bool:
-        """Bring Telegram up to the latest text; False if a call must be retried later."""
+    async def _sync_once(self) -> None:
+        """Bring Telegram up to the latest text; on failure, the next wake-up tries again."""
         try:
             await self._sync()
         except RetryAfter as exc:
-            self._next_call = time.monotonic() + retry_seconds(exc)
+            self._back_off(exc)
             self._wake.set()  # try again once allowed, with whatever text is newest then
-            return False
         except NetworkError as exc:  # includes TimedOut; the next push retries
-            logger.info("chat %s: edit failed, will retry: %s", self._chat_id, exc)
-            return False
+            logger.info("chat %s: update failed, will retry: %s", self._chat_id, exc)
         except TelegramError as exc:  # the final sync tries again; never kill the stream
-            logger.warning("chat %s: Telegram refused an edit: %s", self._chat_id, exc)
-            return False
-        return True
+            logger.warning("chat %s: Telegram refused an update: %s", self._chat_id, exc)
+
+    def _back_off(self, exc: RetryAfter) -> None:
+        self._interval = min(self._interval * 2, MAX_INTERVAL)
+        self._next_call = time.monotonic() + retry_seconds(exc)
 
     async def _call_until_done(self, call: Callable[[], Awaitable[object]]) -> None:
         """Run a final sync (or send) through 429s and network errors, a bounded number of times."""
@@ -147,6 +162,7 @@ class TelegramReply:
                 await call()
                 return
             except RetryAfter as exc:
+                self._back_off(exc)
                 await asyncio.sleep(retry_seconds(exc))
             except NetworkError as exc:
                 logger.info("chat %s: send failed (%s), attempt %d", self._chat_id, exc, attempt)
@@ -162,7 +178,7 @@ class TelegramReply:
         return render_markdown(self._latest, final=self._final)
 
     async def _sync(self) -> None:
-        """Send or edit each part that differs from what Telegram shows."""
+        """Show the latest text; on refused formatting, once more as plain text."""
         try:
             await self._sync_parts()
         except BadRequest as exc:
@@ -173,7 +189,10 @@ class TelegramReply:
             await self._sync_parts()
 
     async def _sync_parts(self) -> None:
-        for index, part in enumerate(self._parts()):
+        parts = self._parts()
+        # In draft mode only finished parts become messages; the growing one is a draft.
+        settled = parts if (self._final or not self._drafts) else parts[:-1]
+        for index, part in enumerate(settled):
             if self._blocked:
                 return
             if index < len(self._sent):
@@ -183,6 +202,8 @@ class TelegramReply:
             else:
                 reply_to = self._reply_to if index == 0 else self._sent[-1][0]
                 self._sent.append((await self._send(part, reply_to), part))
+        if len(settled) < len(parts) and parts[-1] != self._draft_shown:
+            await self._draft(len(parts) - 1, parts[-1])
 
     async def _send(self, part: Part, reply_to: int | None) -> int:
         self._next_call = time.monotonic() + self._interval
@@ -221,3 +242,14 @@ class TelegramReply:
             self._blocked = True
             logger.info("chat %s: cannot edit (%s)", self._chat_id, exc.message)
         self._sent[index] = (message_id, part)
+
+    async def _draft(self, index: int, part: Part) -> None:
+        self._next_call = time.monotonic() + self._interval
+        await self._bot.send_message_draft(
+            self._chat_id,
+            self._draft_base + index,
+            part.text,
+            message_thread_id=self._thread_id,
+            entities=part.telegram_entities(),
+        )
+        self._draft_shown = part

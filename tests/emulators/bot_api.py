@@ -4,7 +4,9 @@ A real aiohttp HTTP server on 127.0.0.1 that speaks the Bot API well enough for 
 python-telegram-bot ``Application`` to run against it (``base_url=emu.base_url``). Tests inject
 user activity (``send_text``, ``press_button``...), then assert on what the bot did (``calls``,
 ``bot_messages``, ``drafts``). Telegram's validation, error texts and flood limits are enforced;
-faults can be scripted with ``fail_next`` and ``drop_next``.
+faults can be scripted with ``fail_next`` and ``drop_next``. ``latency`` (seconds, default 0)
+delays every answer to model Telegram's round trip; a ``getUpdates`` long poll waits as usual
+and only its answer is delayed.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ class BotAPIEmulator:
         group_burst: int = 5,
         group_rate: float = 20 / 60,
         global_rate: float = 30.0,
+        latency: float = 0.0,
     ) -> None:
         self.token = token
+        self.latency = latency  # seconds added before every answer (a network round trip)
         self.bot_id = int(token.split(":", 1)[0])
         self.bot_username = bot_username
         self.base_url = ""
@@ -119,6 +123,7 @@ class BotAPIEmulator:
         try:
             params = normalize_params(await _read_params(request))
         except ApiError as exc:
+            await self._delay()
             return self._answer(name, {}, exc.status, exc.payload())
         fault = self._take_fault(name, params)
         if fault is not None and fault.status == 0:
@@ -132,11 +137,18 @@ class BotAPIEmulator:
                 raise NOT_FOUND
             result = await entry[1](params)
         except ApiError as exc:
+            await self._delay()
             return self._answer(name, params, exc.status, exc.payload())
         except Exception as exc:  # an emulator bug: answer 500 and keep it visible in ``calls``
             error = ApiError(f"Internal Server Error: {exc!r}", 500)
             return self._answer(name, params, 500, error.payload())
+        await self._delay()
         return self._answer(name, params, 200, {"ok": True, "result": result})
+
+    async def _delay(self) -> None:
+        """Wait ``latency`` seconds before answering (nothing at all when it is 0)."""
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
 
     def _answer(
         self, method: str, params: dict[str, Any], status: int, body: dict[str, Any]
