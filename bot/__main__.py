@@ -8,14 +8,17 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import InvalidToken, NetworkError
 
 from bot.config import Settings, load_settings
-from bot.db.engine import create_engine
+from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
+from bot.db.userdata import all_conversations
 from bot.errors import BotError, ConfigError
+from bot.export import to_jsonl
 from bot.logs import configure_logging
 from bot.telegram.app import BotRuntime
 
@@ -38,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply pending migrations, then serve the bot with long polling until "
         "SIGINT or SIGTERM.",
     )
+    export = commands.add_parser(
+        "export",
+        help="write every stored conversation as fine-tuning JSONL",
+        description="Write all conversations in OpenAI's fine-tuning chat format "
+        '({"messages": [...]} per line) to a file or standard output.',
+    )
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     commands.add_parser(
         "migrate",
         help="upgrade the database schema to the newest revision and exit",
@@ -64,6 +74,16 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
+async def _export(settings: Settings) -> str:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade_to_head(engine)
+        async with create_sessionmaker(engine)() as session:
+            return to_jsonl(await all_conversations(session))
+    finally:
+        await engine.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -73,7 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.log_level)
     try:
-        asyncio.run(_serve(settings) if args.command == "run" else _migrate(settings))
+        if args.command == "run":
+            asyncio.run(_serve(settings))
+        elif args.command == "export":
+            text = asyncio.run(_export(settings))
+            if args.output == "-":
+                sys.stdout.write(text)
+            else:
+                Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            asyncio.run(_migrate(settings))
     except InvalidToken:
         print("config error: TELEGRAM_BOT_TOKEN was rejected by Telegram", file=sys.stderr)
         return EXIT_CONFIG

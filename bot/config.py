@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     max_reply_tokens: int = Field(1_024, ge=16, description="Tokens reserved for the reply.")
     admin_user_ids: IdSet = frozenset()
     allowed_user_ids: IdSet = Field(frozenset(), description="Empty means everyone may chat.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Messages per user per minute; 0 = off."
+    )
+    daily_token_quota: int = Field(0, ge=0, description="Tokens per user per UTC day; 0 = off.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     presence_penalty: float | None = Field(None, ge=-2, le=2)

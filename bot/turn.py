@@ -19,14 +19,15 @@ from typing import Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.chat_config import ChatConfig, resolve
 from bot.config import Settings
-from bot.db import store
+from bot.db import admin_store, store
 from bot.db.models import Chat, Role, Status
 from bot.db.store import ChatInfo, HistoryItem, UserInfo
 from bot.errors import LLMError
 from bot.llm.client import ChatClient
 from bot.llm.tokens import TokenCounter
-from bot.llm.types import ChatRequest, Sampling, Usage
+from bot.llm.types import ChatRequest, Usage
 from bot.memory import MessageTooLong, Prompt, build_prompt
 
 logger = logging.getLogger(__name__)
@@ -96,9 +97,21 @@ class Stored:
     conversation_id: int
     message_id: int
     chat: Chat
+    config: ChatConfig
     text: str
     tokens: int
     telegram_message_id: int | None
+
+
+def speaker(user: UserInfo) -> str:
+    """How a group member is named in the shared history, so the model can tell people apart."""
+    name = " ".join(p for p in (user.first_name, user.last_name) if p) or user.username or "User"
+    return " ".join(name.split())[:64]
+
+
+def memory_scope(chat: Chat, user_id: int) -> int | None:
+    """The user a conversation belongs to: only in groups whose memory is per user."""
+    return user_id if chat.type != "private" and chat.memory_mode == "user" else None
 
 
 class TurnRunner:
@@ -121,8 +134,14 @@ class TurnRunner:
         """Close the current conversation; the next message opens a new one."""
         async with self._sessions.begin() as session:
             await store.upsert_user(session, user)
-            await store.upsert_chat(session, chat)
-            await store.close_conversation(session, chat.id, None)
+            row = await store.upsert_chat(session, chat)
+            await store.close_conversation(session, chat.id, memory_scope(row, user.id))
+
+    async def chat_config(self, session: AsyncSession, chat: Chat) -> ChatConfig:
+        """The configuration in force for a chat, read fresh (admins may change it any time)."""
+        found = await admin_store.preset(session, chat.preset) if chat.preset else None
+        overrides = await admin_store.overrides(session)
+        return resolve(self._settings, overrides, chat, found.text if found else None)
 
     async def run(
         self, incoming: Incoming, sink: ReplySink, control: TurnControl | None = None
@@ -139,15 +158,18 @@ class TurnRunner:
         async with self._sessions.begin() as session:
             await store.upsert_user(session, user)
             chat_row = await store.upsert_chat(session, chat)
-            conversation_id = await store.open_conversation(session, chat.id, None)
+            scope = memory_scope(chat_row, user.id)
+            conversation_id = await store.open_conversation(session, chat.id, scope)
             message = await store.last_user_message(session, conversation_id)
             if message is None:
                 return None
             await store.replace_replies(session, message.id)
+            config = await self.chat_config(session, chat_row)
         return Stored(
             conversation_id,
             message.id,
             chat_row,
+            config,
             message.content,
             message.token_count,
             message.telegram_message_id,
@@ -157,7 +179,7 @@ class TurnRunner:
         self, stored: Stored, user: UserInfo, sink: ReplySink, control: TurnControl
     ) -> Outcome:
         """Build the prompt for a stored user message and stream the reply to `sink`."""
-        model = stored.chat.model or self._settings.model
+        model = stored.config.model
         counter = TokenCounter(model)
         try:
             prompt = await self._build_prompt(stored, counter)
@@ -175,16 +197,20 @@ class TurnRunner:
             async with self._sessions.begin() as session:
                 await store.upsert_user(session, incoming.user)
                 chat = await store.upsert_chat(session, incoming.chat)
-                conversation_id = await store.open_conversation(session, chat.id, None)
-                counter = TokenCounter(chat.model or self._settings.model)
-                tokens = counter.count_message(Role.USER, incoming.text)
+                config = await self.chat_config(session, chat)
+                scope = memory_scope(chat, incoming.user.id)
+                conversation_id = await store.open_conversation(session, chat.id, scope)
+                text = incoming.text
+                if chat.type != "private":
+                    text = f"{speaker(incoming.user)}: {text}"
+                tokens = TokenCounter(config.model).count_message(Role.USER, text)
                 message = await store.add_message(
                     session,
                     conversation_id=conversation_id,
                     chat_id=chat.id,
                     user_id=incoming.user.id,
                     role=Role.USER,
-                    content=incoming.text,
+                    content=text,
                     token_count=tokens,
                     status=Status.COMPLETE,
                     telegram_message_id=incoming.telegram_message_id,
@@ -192,12 +218,12 @@ class TurnRunner:
         except IntegrityError:
             return None
         return Stored(
-            conversation_id, message.id, chat, incoming.text, tokens, incoming.telegram_message_id
+            conversation_id, message.id, chat, config, text, tokens, incoming.telegram_message_id
         )
 
     async def _build_prompt(self, stored: Stored, counter: TokenCounter) -> Prompt:
-        system_prompt = stored.chat.system_prompt or self._settings.system_prompt
-        max_reply = stored.chat.max_reply_tokens or self._settings.max_reply_tokens
+        system_prompt = stored.config.system_prompt
+        max_reply = stored.config.max_reply_tokens
         new = HistoryItem(stored.message_id, Role.USER, stored.text, stored.tokens)
         async with self._sessions() as session:
             history = store.history_newest_first(session, stored.conversation_id, stored.message_id)
@@ -210,20 +236,12 @@ class TurnRunner:
                     counter=counter,
                 )
 
-    def _request(self, stored: Stored, prompt: Prompt, model: str, user_id: int) -> ChatRequest:
-        s, chat = self._settings, stored.chat
-        sampling = Sampling(
-            temperature=chat.temperature if chat.temperature is not None else s.temperature,
-            top_p=chat.top_p if chat.top_p is not None else s.top_p,
-            presence_penalty=s.presence_penalty,
-            frequency_penalty=s.frequency_penalty,
-            seed=s.seed,
-        )
+    def _request(self, stored: Stored, prompt: Prompt, user_id: int) -> ChatRequest:
         return ChatRequest(
-            model=model,
+            model=stored.config.model,
             messages=prompt.messages,
-            max_tokens=chat.max_reply_tokens or s.max_reply_tokens,
-            sampling=sampling,
+            max_tokens=stored.config.max_reply_tokens,
+            sampling=stored.config.sampling,
             user=self.user_hash(user_id),
         )
 
@@ -250,7 +268,7 @@ class TurnRunner:
                 reply_to_id=stored.message_id,
             )
         reply = _Reply(pending.id, stored.chat.id, user.id, prompt, model, counter)
-        request = self._request(stored, prompt, model, user.id)
+        request = self._request(stored, prompt, user.id)
         error: LLMError | None = None
         await sink.begin()
         stream = asyncio.create_task(self._consume(request, reply, sink))

@@ -76,6 +76,8 @@ class User(Base):
     last_name: Mapped[str | None] = mapped_column(String(256))
     language_code: Mapped[str | None] = mapped_column(String(16))
     is_blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Allowed by an admin at run time (in addition to ALLOWED_USER_IDS).
+    is_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     first_seen: Mapped[datetime] = _now()
     last_seen: Mapped[datetime] = _now()
 
@@ -87,11 +89,17 @@ class Chat(Base):
     type: Mapped[str] = mapped_column(String(16))
     title: Mapped[str | None] = mapped_column(String(256))
     system_prompt: Mapped[str | None] = mapped_column(Text)
+    preset: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
     temperature: Mapped[float | None] = mapped_column(Float)
     top_p: Mapped[float | None] = mapped_column(Float)
     max_reply_tokens: Mapped[int | None] = mapped_column(Integer)
+    presence_penalty: Mapped[float | None] = mapped_column(Float)
+    frequency_penalty: Mapped[float | None] = mapped_column(Float)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    stop: Mapped[str | None] = mapped_column(Text)  # JSON list of stop sequences
     memory_mode: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
+    is_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _now()
 
 
@@ -141,6 +149,46 @@ class MessagePart(Base):
     telegram_message_id: Mapped[int] = mapped_column(BigInteger)
 
 
+class Prompt(Base):
+    """A named system-prompt preset; every edit is a new version, deletion a tombstone."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_prompts_name_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = _now()
+
+
+class GlobalSetting(Base):
+    """A run-time override of a configured default (system prompt, model, sampling)."""
+
+    __tablename__ = "global_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # JSON
+    updated_by: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = _now()
+
+
+class Audit(Base):
+    """Every admin action: who, what, old → new, when."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    actor_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
 class Usage(Base):
     __tablename__ = "usage"
 
@@ -157,4 +205,6 @@ class Usage(Base):
     reported: Mapped[bool] = mapped_column(Boolean)
     latency_ms: Mapped[int] = mapped_column(Integer)
     first_token_ms: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )

@@ -7,16 +7,21 @@ import logging
 from types import TracebackType
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Update
 from telegram.ext import ApplicationBuilder
 
+from bot.access import Access
 from bot.config import Settings
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.llm.client import ChatClient
+from bot.telegram.admin import AdminHandlers
+from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -25,9 +30,12 @@ TELEGRAM_POOL_SIZE = 256
 POLL_TIMEOUT = 30
 
 
-def build_application(settings: Settings, runner: TurnRunner) -> AnyApplication:
+def build_application(
+    settings: Settings, runner: TurnRunner, sessions: async_sessionmaker[AsyncSession]
+) -> AnyApplication:
     root = settings.telegram_base_url
-    handlers = ChatHandlers(settings, runner)
+    access = Access(settings, sessions)
+    handlers = ChatHandlers(settings, runner, access)
     ordering = ChatOrderedUpdateProcessor(
         max_queued_per_chat=settings.max_queued_per_chat,
         skips_queue=handlers.skips_queue,
@@ -39,11 +47,14 @@ def build_application(settings: Settings, runner: TurnRunner) -> AnyApplication:
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .concurrent_updates(ordering)
+        .rate_limiter(ChatRateLimiter())
         .connection_pool_size(TELEGRAM_POOL_SIZE)
         .pool_timeout(30)
         .build()
     )
     handlers.register(app)
+    AdminHandlers(settings, sessions, runner, access).register(app)
+    UserDataHandlers(sessions).register(app)
     return app
 
 
@@ -74,9 +85,11 @@ class BotRuntime:
             api_key=settings.openai_api_key.get_secret_value(),
             max_retries=settings.openai_max_retries,
         )
-        runner = TurnRunner(settings, create_sessionmaker(self._engine), client)
-        self.app = build_application(settings, runner)
+        sessions = create_sessionmaker(self._engine)
+        runner = TurnRunner(settings, sessions, client)
+        self.app = build_application(settings, runner, sessions)
         await self.app.initialize()
+        await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
         assert self.app.updater is not None
         await self.app.updater.start_polling(

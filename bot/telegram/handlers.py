@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Message, Update
+from telegram import BotCommandScopeChat, Chat, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.ext import (
     Application,
@@ -18,8 +19,10 @@ from telegram.ext import (
     filters,
 )
 
+from bot.access import Access, Verdict
 from bot.config import Settings
 from bot.db.store import ChatInfo, UserInfo
+from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.turn import Incoming, Outcome, ReplySink, TurnControl, TurnRunner
 
@@ -34,6 +37,8 @@ HELP = (
     "/stop — stop the reply I'm writing\n"
     "/retry — write my last reply again\n"
     "/reset — start a new conversation (I forget the current one)\n"
+    "/export — your conversation history as files\n"
+    "/forget — delete everything I stored about you\n"
     "/help — this message\n\n"
     "In groups, mention me or reply to one of my messages."
 )
@@ -50,10 +55,13 @@ Context = ContextTypes.DEFAULT_TYPE
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
-def _chat_info(update: Update) -> ChatInfo:
-    chat = update.effective_chat
-    assert chat is not None
+def chat_info(chat: Chat) -> ChatInfo:
     return ChatInfo(chat.id, chat.type, chat.title)
+
+
+def _chat_info(update: Update) -> ChatInfo:
+    assert update.effective_chat is not None
+    return chat_info(update.effective_chat)
 
 
 def _user_info(update: Update) -> UserInfo:
@@ -65,9 +73,10 @@ def _user_info(update: Update) -> UserInfo:
 class ChatHandlers:
     """The handlers, bound to the services they need."""
 
-    def __init__(self, settings: Settings, runner: TurnRunner) -> None:
+    def __init__(self, settings: Settings, runner: TurnRunner, access: Access) -> None:
         self._settings = settings
         self._runner = runner
+        self._access = access
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
 
     def register(self, app: AnyApplication) -> None:
@@ -83,25 +92,41 @@ class ChatHandlers:
         app.add_error_handler(self.on_error)
 
     async def gate(self, update: Update, context: Context) -> None:
-        """Stop updates from users who may not use the bot, with one polite answer."""
-        user = update.effective_user
-        allowed = self._settings.allowed_user_ids
-        if user is None or not allowed or user.id in allowed | self._settings.admin_user_ids:
+        """Stop updates from users who may not use the bot: blocked ones silently."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None:
+            return
+        verdict = await self._access.verdict(user.id, chat.id if chat else None)
+        if verdict is Verdict.ALLOWED:
             return
         message = update.effective_message
-        if message is not None and update.message is not None and self._addressed(message):
+        denied = verdict is Verdict.DENIED and update.message is not None
+        if denied and message is not None and self._addressed(message):
             await message.reply_text(NOT_ALLOWED)
         raise ApplicationHandlerStop
 
     async def start(self, update: Update, context: Context) -> None:
-        """Greet the user."""
+        """Greet the user; give an admin their command menu."""
         assert update.effective_message is not None
         await update.effective_message.reply_text(WELCOME)
+        await self._admin_menu(update, context)
 
     async def help(self, update: Update, context: Context) -> None:
-        """List the commands."""
+        """List the commands; admins also see theirs."""
         assert update.effective_message is not None
-        await update.effective_message.reply_text(HELP)
+        user = update.effective_user
+        text = HELP
+        if self._access.is_admin(user.id if user else None):
+            text += "\n\nAdmin commands:\n" + "\n".join(ADMIN_USAGE.values())
+        await update.effective_message.reply_text(text)
+        await self._admin_menu(update, context)
+
+    async def _admin_menu(self, update: Update, context: Context) -> None:
+        """An admin's private chat gets the admin menu (it cannot be set before they write)."""
+        chat, user = update.effective_chat, update.effective_user
+        private = chat is not None and chat.type == ChatType.PRIVATE
+        if private and user is not None and self._access.is_admin(user.id):
+            await context.bot.set_my_commands(admin_menu(), scope=BotCommandScopeChat(user.id))
 
     async def reset(self, update: Update, context: Context) -> None:
         """Start a new conversation; the old one stays stored."""
@@ -124,6 +149,8 @@ class ChatHandlers:
         message = update.effective_message
         assert message is not None
         user = _user_info(update)
+        if not await self._within_quota(message, user.id):
+            return
         stored = await self._runner.last_question(_chat_info(update), user)
         if stored is None:
             await message.reply_text(NOTHING_TO_RETRY)
@@ -144,6 +171,8 @@ class ChatHandlers:
         text = self._without_mention(message, context.bot.username)
         if not text.strip():
             await message.reply_text(HELP)
+            return
+        if not await self._within_quota(message, _user_info(update).id):
             return
         incoming = Incoming(_chat_info(update), _user_info(update), text, message.message_id)
         await self._turn(
@@ -182,6 +211,12 @@ class ChatHandlers:
                 del self._active[message.chat_id]
             await sink.close()
 
+    async def _within_quota(self, message: Message, user_id: int) -> bool:
+        problem = await self._access.quota_problem(user_id)
+        if problem is not None:
+            await message.reply_text(problem)
+        return problem is None
+
     def skips_queue(self, update: Update) -> bool:
         """Control commands act on the running turn, so they must not wait behind it."""
         text = update.message.text if update.message is not None else None
@@ -211,7 +246,7 @@ class ChatHandlers:
                 logger.warning("could not tell the user about the error", exc_info=True)
 
     def _addressed(self, message: Message) -> bool:
-        """In private chats always; in groups when mentioned or replied to."""
+        """In private chats always; in groups when mentioned, replied to or commanded."""
         if message.chat.type == ChatType.PRIVATE:
             return True
         bot = message.get_bot()
@@ -219,12 +254,21 @@ class ChatHandlers:
         if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
             return True
         mention = f"@{bot.username}".lower()
-        entities = message.parse_entities([MessageEntityType.MENTION])
-        return any(value.lower() == mention for value in entities.values())
+        kinds = [MessageEntityType.MENTION, MessageEntityType.BOT_COMMAND]
+        entities = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
+        for entity, value in entities.items():
+            value = value.lower()
+            if entity.type == MessageEntityType.MENTION and value == mention:
+                return True
+            command_for = value.partition("@")[2]
+            if entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+                return command_for in ("", bot.username.lower())
+        return False
 
     @staticmethod
     def _without_mention(message: Message, username: str) -> str:
+        """The text without the bot's @mention (Telegram usernames are case-insensitive)."""
         text = message.text or ""
         if message.chat.type == ChatType.PRIVATE:
             return text
-        return text.replace(f"@{username}", "").strip()
+        return re.sub(rf"@{re.escape(username)}\b", "", text, flags=re.IGNORECASE).strip()

@@ -21,11 +21,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from telegram import Bot, ReplyParameters
+from telegram import ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 
+from bot.telegram.ratelimit import RateLimitArgs
 from bot.telegram.render import Part, render_markdown, render_plain
 
 logger = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ class TelegramReply:
 
     def __init__(
         self,
-        bot: Bot,
+        bot: ExtBot[Any],
         chat_id: int,
         *,
         reply_to: int | None,
@@ -137,6 +140,11 @@ class TelegramReply:
                 return
             await self._sync_once()
 
+    @property
+    def _limits(self) -> RateLimitArgs:
+        """Intermediate updates fail fast on a 429 (newer text will replace them)."""
+        return {} if self._final else {"max_retries": 0}
+
     async def _sync_once(self) -> None:
         """Bring Telegram up to the latest text; on failure, the next wake-up tries again."""
         try:
@@ -218,6 +226,7 @@ class TelegramReply:
                     if reply_to
                     else None
                 ),
+                rate_limit_args=self._limits,
             )
         except Forbidden as exc:
             self._blocked = True
@@ -229,7 +238,11 @@ class TelegramReply:
         self._next_call = time.monotonic() + self._interval
         try:
             await self._bot.edit_message_text(
-                part.text, self._chat_id, message_id, entities=part.telegram_entities()
+                part.text,
+                self._chat_id,
+                message_id,
+                entities=part.telegram_entities(),
+                rate_limit_args=self._limits,
             )
         except BadRequest as exc:
             if NOT_MODIFIED in exc.message:
@@ -251,5 +264,6 @@ class TelegramReply:
             part.text,
             message_thread_id=self._thread_id,
             entities=part.telegram_entities(),
+            rate_limit_args=self._limits,
         )
         self._draft_shown = part

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import MessagePart, Status
 from bot.telegram.app import BotRuntime
-from bot.telegram.handlers import BUSY, NOTHING_TO_RETRY, NOTHING_TO_STOP
+from bot.telegram.handlers import BUSY, HELP, NOTHING_TO_RETRY, NOTHING_TO_STOP
 from bot.turn import STOPPED_NOTICE
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
@@ -133,16 +133,29 @@ async def test_groups_use_edits_even_in_draft_mode(
     assert telegram.calls_for("editMessageText")
 
 
-async def test_a_reply_pushed_faster_than_telegram_allows_still_arrives_intact(
+async def test_an_edit_interval_below_telegrams_limit_never_trips_the_flood_limit(
     make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
 ) -> None:
     model.enqueue(Reply(text=SLOW, chunk_chars=4, chunk_delay=0.02))
     async with BotRuntime(make_settings(edit_interval=0.2)):
         telegram.send_text(ALICE, "fast")
         await telegram.wait_for(lambda: shows(telegram, ALICE, SLOW), timeout=30)
-    statuses = [c.status for c in telegram.calls]
-    assert 429 in statuses, "the emulator enforced Telegram's per-chat limit"
+    assert [c for c in telegram.calls if c.status == 429] == []
+    assert len(telegram.calls_for("editMessageText")) >= 3
     assert texts(telegram, ALICE) == [SLOW], "the user saw one message and no error"
+
+
+async def test_command_answers_in_a_busy_group_wait_for_the_group_limit(
+    bot: BotRuntime, telegram: BotAPIEmulator
+) -> None:
+    group = -100555
+    for _ in range(8):  # more than a group's burst, and more than the chat's queue holds
+        telegram.send_text(group, "/help@memory_test_bot", user_id=ALICE, chat_type="supergroup")
+    await telegram.wait_for(lambda: len(texts(telegram, group)) == 8, timeout=40)
+    assert [c for c in telegram.calls if c.status == 429] == []
+    answers = texts(telegram, group)
+    assert answers.count(BUSY) == 2, "one runs, five wait, the rest are told to wait"
+    assert answers.count(HELP) == 6
 
 
 async def test_every_part_of_a_long_reply_is_stored_against_the_message(

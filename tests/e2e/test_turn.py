@@ -243,13 +243,20 @@ async def test_groups_answer_mentions_and_replies_and_ignore_the_rest(
     kw = {"user_id": ALICE, "chat_type": "supergroup"}
     telegram.send_text(group, "people talking among themselves", **kw)
     telegram.send_text(group, "@memory_test_bot what is 2+2?", **kw)
-    await telegram.wait_for(lambda: shows(telegram, group, "Echo: what is 2+2?"))
+    await telegram.wait_for(lambda: shows(telegram, group, "Echo: Alice: what is 2+2?"))
     reply_id = telegram.bot_messages(group)[0].message_id
-    telegram.send_text(group, "and 3+3?", reply_to_message_id=reply_id, **kw)
-    await telegram.wait_for(lambda: shows(telegram, group, "Echo: and 3+3?"))
+    telegram.send_text(
+        group,
+        "and 3+3?",
+        reply_to_message_id=reply_id,
+        first_name="Bob",
+        user_id=BOB,
+        chat_type="supergroup",
+    )
+    await telegram.wait_for(lambda: shows(telegram, group, "Echo: Bob: and 3+3?"))
 
     asked = [r["messages"][-1]["content"] for r in model.chat_requests()]
-    assert asked == ["what is 2+2?", "and 3+3?"]
+    assert asked == ["Alice: what is 2+2?", "Bob: and 3+3?"], "speakers are named in groups"
 
 
 async def test_only_allowed_users_may_chat(
