@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import telegramify_markdown
@@ -23,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+DOLLAR = re.compile(r"(?<!\\)\$")
 SAFE_LINK = re.compile(r"^(https?|tg)://", re.IGNORECASE)
 KEPT_TYPES = frozenset(
     {
@@ -57,42 +57,37 @@ class Part:
         ]
 
 
-def _escape_html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;")
+def _escape_prose(text: str) -> str:
+    """Keep HTML and `$` literal: the renderer drops inline HTML and reads `$…$` as math."""
+    return DOLLAR.sub(r"\\$", text.replace("&", "&amp;").replace("<", "&lt;"))
 
 
 def _escape_outside_code(line: str) -> str:
     out, last = [], 0
     for span in CODE_SPAN.finditer(line):
-        out += [_escape_html(line[last : span.start()]), span.group(0)]
+        out += [_escape_prose(line[last : span.start()]), span.group(0)]
         last = span.end()
-    out.append(_escape_html(line[last:]))
+    out.append(_escape_prose(line[last:]))
     return "".join(out)
 
 
-def _lines_outside_fences(markdown: str) -> Iterator[tuple[str, bool]]:
-    """Each line with whether it is prose (True) or code / a fence line (False)."""
-    fence: str | None = None
+def prepare(markdown: str, *, final: bool) -> str:
+    """Escape prose outside code; mid-stream, close a code fence that is still open."""
+    out: list[str] = []
+    fence: str | None = None  # the marker of the open fence, if any
     for line in markdown.splitlines(keepends=True):
         match = FENCE.match(line)
         if fence is None and match:
             fence = match.group(1)
-            yield line, False
         elif fence is not None:
             if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
                 fence = None
-            yield line, False
         else:
-            yield line, True
-
-
-def prepare(markdown: str, *, final: bool) -> str:
-    """Escape HTML outside code; mid-stream, close a code fence that is still open."""
-    lines = list(_lines_outside_fences(markdown))
-    text = "".join(_escape_outside_code(line) if prose else line for line, prose in lines)
-    open_fence = sum(1 for line, prose in lines if not prose and FENCE.match(line)) % 2 == 1
-    if open_fence and not final:
-        text += ("" if text.endswith("\n") else "\n") + "```"
+            line = _escape_outside_code(line)
+        out.append(line)
+    text = "".join(out)
+    if fence is not None and not final:
+        text += ("" if text.endswith("\n") else "\n") + fence
     return text
 
 

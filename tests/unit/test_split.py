@@ -111,7 +111,8 @@ def test_a_text_within_the_limit_is_returned_unchanged_as_one_part(text: str, li
     if utf16_len(text) <= limit:
         assert split_text(text, limit) == [text]
     else:
-        assert len(split_text(text, limit)) >= 2 or non_whitespace(text) == ""
+        parts = split_text(text, limit)
+        assert len(parts) >= 2 or non_whitespace(parts[0]) == non_whitespace(text)
 
 
 @PROPERTY
