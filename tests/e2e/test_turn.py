@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 from bot.config import Settings
-from bot.db.models import Status
+from bot.db.engine import create_engine, create_sessionmaker
+from bot.db.models import Role, Status
+from bot.db.store import add_message
+from bot.llm.tokens import TokenCounter
 from bot.telegram.app import BotRuntime
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
@@ -267,3 +270,46 @@ async def test_only_allowed_users_may_chat(
         await telegram.wait_for(lambda: texts(telegram, BOB) == ["Sorry, this bot is private."])
         await ask(telegram, ALICE, "hello")
     assert [r["messages"][-1]["content"] for r in model.chat_requests()] == ["hello"]
+
+
+async def test_a_100_message_history_is_cut_to_the_newest_turns_that_fit_1000_tokens(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings = make_settings(context_tokens=1256, max_reply_tokens=256)  # a 1,000-token budget
+    counter = TokenCounter(settings.model)
+    full: list[dict[str, str]] = []
+    async with BotRuntime(settings):
+        await ask(telegram, ALICE, "Turn 0: " + "tell me about the sea " * 3)
+        [first, _] = await stored_messages(database_url, ALICE)
+        engine = create_engine(database_url)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            for turn in range(1, 50):  # 49 more turns: 100 stored messages in all
+                for role, content in (
+                    (Role.USER, f"Turn {turn}: " + "tell me about the sea " * 3),
+                    (Role.ASSISTANT, f"Answer {turn}: " + "the sea is wide and deep " * 3),
+                ):
+                    await add_message(
+                        session,
+                        conversation_id=first.conversation_id,
+                        chat_id=ALICE,
+                        user_id=ALICE,
+                        role=role,
+                        content=content,
+                        token_count=counter.count_message(role, content),
+                        status=Status.COMPLETE,
+                    )
+                    full.append({"role": role, "content": content})
+        await engine.dispose()
+        await ask(telegram, ALICE, "And the last question?")
+
+    sent = model.chat_requests()[-1]["messages"]
+    history = sent[1:-1]
+    assert model.count_prompt_tokens(sent) <= 1000
+    assert history == full[-len(history) :], "the newest turns, contiguous, oldest dropped"
+    assert history[0]["role"] == "user"
+    one_more = [sent[0], *full[-len(history) - 2 :], sent[-1]]
+    assert model.count_prompt_tokens(one_more) > 1000, "as much history as fits is kept"
+    assert 20 <= len(history) < 100
