@@ -70,8 +70,10 @@ class TelegramReply:
         self._latest = ""
         self._sent: list[tuple[int, Part]] = []  # (message id, what it shows) per part
         self._plain = False  # Telegram refused our formatting once: plain text from then on
-        self._next_call = 0.0
+        self._next_call = 0.0  # the cadence: when the next intermediate update may go
+        self._not_before = 0.0  # a 429's retry_after: nothing goes before it
         self._wake = asyncio.Event()
+        self._finishing = asyncio.Event()
         self._final = False
         self._blocked = False
         self._flusher: asyncio.Task[None] | None = None
@@ -94,6 +96,7 @@ class TelegramReply:
         self._latest = text
         self._final = True
         self._wake.set()
+        self._finishing.set()
         if self._flusher is None:
             self._start_flusher()
         assert self._flusher is not None
@@ -134,6 +137,11 @@ class TelegramReply:
             await self._wake.wait()
             self._wake.clear()
             if (delay := self._next_call - time.monotonic()) > 0:
+                # The final text does not wait for the cadence, only for a 429's retry_after;
+                # the rate limiter's per-chat bucket keeps it within Telegram's limits.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._finishing.wait(), delay)
+            if (delay := self._not_before - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
             if self._final:
                 await self._call_until_done(self._sync)
@@ -159,7 +167,8 @@ class TelegramReply:
 
     def _back_off(self, exc: RetryAfter) -> None:
         self._interval = min(self._interval * 2, MAX_INTERVAL)
-        self._next_call = time.monotonic() + retry_seconds(exc)
+        self._not_before = time.monotonic() + retry_seconds(exc)
+        self._next_call = max(self._next_call, self._not_before)
 
     async def _call_until_done(self, call: Callable[[], Awaitable[object]]) -> None:
         """Run a final sync (or send) through 429s and network errors, a bounded number of times."""
