@@ -185,3 +185,21 @@ async def history_newest_first(
         if len(rows) < page:
             return
         before_id = rows[-1].id
+
+
+async def close_unfinished_replies(session: AsyncSession) -> int:
+    """Settle replies left `pending` by a process that died mid-stream; return how many.
+
+    Run at start-up, before any update is taken: partial text already saved is kept as
+    `interrupted` (it enters later prompts like any cut reply); a reply with no saved text
+    becomes `failed`. Assumes one bot process per database (polling allows only one).
+    """
+    unfinished = (
+        Message.role == Role.ASSISTANT,
+        Message.status == Status.PENDING,
+    )
+    kept = await session.execute(
+        update(Message).where(*unfinished, Message.content != "").values(status=Status.INTERRUPTED)
+    )
+    empty = await session.execute(update(Message).where(*unfinished).values(status=Status.FAILED))
+    return sum(int(getattr(result, "rowcount", 0) or 0) for result in (kept, empty))

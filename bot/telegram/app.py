@@ -13,6 +13,7 @@ from telegram.ext import ApplicationBuilder
 
 from bot.access import Access
 from bot.config import Settings
+from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.llm.client import ChatClient
@@ -86,6 +87,9 @@ class BotRuntime:
             max_retries=settings.openai_max_retries,
         )
         sessions = create_sessionmaker(self._engine)
+        async with sessions.begin() as session:
+            if settled := await store.close_unfinished_replies(session):
+                logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = TurnRunner(settings, sessions, client)
         self.app = build_application(settings, runner, sessions)
         await self.app.initialize()
