@@ -17,6 +17,7 @@ from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.llm.client import ChatClient
+from bot.logs import quiet_secret_loggers
 from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
@@ -77,6 +78,7 @@ class BotRuntime:
 
     async def start(self) -> None:
         settings = self.settings
+        quiet_secret_loggers()  # also when embedded without the CLI's logging set-up
         self._engine = create_engine(settings.resolved_database_url)
         await upgrade_to_head(self._engine)
         self._http = model_http_client(settings)
