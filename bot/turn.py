@@ -204,6 +204,7 @@ class TurnRunner:
                 text = incoming.text
                 if chat.type != "private":
                     text = f"{speaker(incoming.user)}: {text}"
+                text = store.without_nul(text)  # PostgreSQL cannot store it
                 tokens = TokenCounter(config.model).count_message(Role.USER, text)
                 message = await store.add_message(
                     session,

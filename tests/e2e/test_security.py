@@ -17,7 +17,7 @@ from bot.telegram.userdata import NOT_YOURS, STALE_BUTTON
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
 from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
+from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ADMIN = 7
 ALICE = 1001
@@ -236,3 +236,31 @@ async def test_the_owner_of_a_forget_button_can_cancel_then_confirm(
         "Bob: bob's data",
         "Echo: Bob: bob's data",
     ], "only Alice's message and the reply to it are gone"
+
+
+async def test_nul_characters_are_dropped_the_same_way_on_every_database(
+    admin_bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator, database_url: str
+) -> None:
+    model.enqueue(Reply(text="re\x00ply"))
+    telegram.send_text(ALICE, "a\x00b", first_name="Al\x00ice", username="al\x00")
+    await telegram.wait_for(lambda: len(texts(telegram, ALICE)) == 1)
+    group = {"chat_type": "supergroup", "chat_title": "G\x00roup"}
+    telegram.send_text(GROUP, "/setprompt Be\x00 brief.", user_id=ADMIN, **group)
+    await telegram.wait_for(lambda: len(texts(telegram, GROUP)) == 1)
+    telegram.send_text(GROUP, f"@{BOT} x\x00y", user_id=BOB, first_name="Bob\x00", **group)
+    await telegram.wait_for(lambda: len(texts(telegram, GROUP)) == 2)
+
+    assert [m.content for m in await stored_messages(database_url, ALICE)] == ["ab", "reply"]
+    assert [m.content for m in await stored_messages(database_url, GROUP)] == [
+        "Bob: xy",
+        "Echo: Bob: xy",
+    ]
+    assert model.chat_requests()[-1]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Bob: xy"},
+    ]
+    await ask(telegram, ALICE, "next")
+    assert model.chat_requests()[-1]["messages"][1:3] == [
+        {"role": "user", "content": "ab"},
+        {"role": "assistant", "content": "reply"},
+    ]
