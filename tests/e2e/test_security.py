@@ -264,3 +264,25 @@ async def test_nul_characters_are_dropped_the_same_way_on_every_database(
         {"role": "user", "content": "ab"},
         {"role": "assistant", "content": "reply"},
     ]
+
+
+async def test_an_edit_while_the_reply_streams_changes_nothing(
+    admin_bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator, database_url: str
+) -> None:
+    story = " ".join(f"word{i}" for i in range(60))
+    model.enqueue(Reply(text=story, chunk_chars=10, chunk_delay=0.05))
+    original = telegram.send_text(ALICE, "question")
+    await telegram.wait_for(lambda: len(texts(telegram, ALICE)) == 1)  # the reply is streaming
+    telegram.edit_text(ALICE, original["message_id"], "/setglobal model evil-model")
+    await telegram.wait_for(lambda: shows(telegram, ALICE, story))
+    await ask(telegram, ALICE, "next")
+
+    assert [r["messages"][-1]["content"] for r in model.chat_requests()] == ["question", "next"]
+    assert [m.content for m in await stored_messages(database_url, ALICE)] == [
+        "question",
+        story,
+        "next",
+        "Echo: next",
+    ]
+    assert texts(telegram, ALICE) == [story, "Echo: next"]
+    await assert_nothing_changed(telegram, model, database_url)
