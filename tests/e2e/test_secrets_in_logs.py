@@ -81,7 +81,7 @@ async def test_a_full_session_logged_at_debug_never_contains_the_token_or_the_ap
         await telegram.wait_for(lambda: "admins" in texts(telegram, ALICE)[-1])
 
     log = "\n".join(captured.lines)
-    for event in ("is polling", "model stream failed", "while polling", "HTTP 500", "UPDATE"):
+    for event in ("is polling", "model stream failed", "while polling", "HTTP 500", "Shut down"):
         assert event in log, f"the session was not fully logged: no {event!r}"
     token = settings.telegram_bot_token.get_secret_value()
     assert token.split(":", 1)[1] not in log, "the bot token leaked into the logs"
