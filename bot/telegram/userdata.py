@@ -32,6 +32,7 @@ class UserDataHandlers:
         app.add_handler(CommandHandler("forget", self.forget, filters=new))
         app.add_handler(CommandHandler("export", self.export, filters=new))
         app.add_handler(CallbackQueryHandler(self.confirm_forget, pattern=FORGET_DATA))
+        # The fallback for every other button press: register new button handlers before it.
         app.add_handler(CallbackQueryHandler(self.stale_button))
 
     async def forget(self, update: Update, context: Context) -> None:
