@@ -182,8 +182,8 @@ class TimedOpenAIEmulator(OpenAIEmulator):
 
     clock: TokenClock
 
-    async def start(self) -> None:
-        await super().start()
+    async def start(self, port: int = 0) -> None:
+        await super().start(port)
         self.clock = TokenClock()
         self._pacer = self.clock  # read per request; also what stop() signals
 

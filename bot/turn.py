@@ -37,6 +37,7 @@ INTERRUPTED_NOTICE = "[The reply was interrupted: {reason}]"
 STOPPED_NOTICE = "[Stopped.]"
 STOPPED_EARLY = "Stopped before any reply."
 EMPTY_REPLY = "The model returned an empty reply. Please try rephrasing your message."
+PARTIAL_SAVE_SECONDS = 2.0  # how much streamed text a killed process can lose at most
 
 
 class ReplySink(Protocol):
@@ -203,6 +204,7 @@ class TurnRunner:
                 text = incoming.text
                 if chat.type != "private":
                     text = f"{speaker(incoming.user)}: {text}"
+                text = store.without_nul(text)  # PostgreSQL cannot store it
                 tokens = TokenCounter(config.model).count_message(Role.USER, text)
                 message = await store.add_message(
                     session,
@@ -299,6 +301,8 @@ class TurnRunner:
                 reply.first_token = reply.first_token or time.monotonic()
                 reply.text += event.text
                 sink.push(reply.text)
+                if time.monotonic() - reply.saved >= PARTIAL_SAVE_SECONDS:
+                    await self._save_partial(reply)
             reply.usage = event.usage or reply.usage
             reply.finish = event.finish_reason or reply.finish
 
@@ -349,6 +353,17 @@ class TurnRunner:
                 ),
             )
 
+    async def _save_partial(self, reply: _Reply) -> None:
+        """Store the text so far on the pending row, so a crash keeps what the user saw."""
+        reply.saved = time.monotonic()
+        async with self._sessions.begin() as session:
+            await store.finish_message(
+                session,
+                reply.message_id,
+                content=reply.text,
+                token_count=reply.counter.count_message(Role.ASSISTANT, reply.text),
+            )
+
     async def _set_status(self, message_id: int, status: Status) -> None:
         async with self._sessions.begin() as session:
             await store.finish_message(session, message_id, status=status)
@@ -374,3 +389,4 @@ class _Reply:
     finish: str | None = None
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
+    saved: float = field(default_factory=time.monotonic)  # when the partial text was last stored

@@ -49,6 +49,15 @@ class HistoryItem:
     tokens: int
 
 
+def without_nul(text: str) -> str:
+    """Drop NUL characters, which PostgreSQL text cannot hold (SQLite can): same on both."""
+    return text.replace("\x00", "")
+
+
+def _optional(text: str | None) -> str | None:
+    return None if text is None else without_nul(text)
+
+
 def _upsert(
     session: AsyncSession, table: Any, values: dict[str, Any], update_keys: list[str]
 ) -> Any:
@@ -63,9 +72,9 @@ def _upsert(
 async def upsert_user(session: AsyncSession, user: UserInfo) -> None:
     values = {
         "id": user.id,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "username": user.username,
+        "first_name": without_nul(user.first_name),
+        "last_name": _optional(user.last_name),
+        "username": _optional(user.username),
         "language_code": user.language_code,
     }
     stmt = _upsert(session, User, values, [k for k in values if k != "id"])
@@ -74,7 +83,7 @@ async def upsert_user(session: AsyncSession, user: UserInfo) -> None:
 
 
 async def upsert_chat(session: AsyncSession, chat: ChatInfo) -> Chat:
-    values = {"id": chat.id, "type": chat.type, "title": chat.title}
+    values = {"id": chat.id, "type": chat.type, "title": _optional(chat.title)}
     await session.execute(_upsert(session, Chat, values, ["type", "title"]))
     row = await session.get(Chat, chat.id, populate_existing=True)
     assert row is not None
@@ -116,6 +125,7 @@ async def close_conversation(session: AsyncSession, chat_id: int, user_id: int |
 
 
 async def add_message(session: AsyncSession, **fields: Any) -> Message:
+    fields["content"] = without_nul(fields["content"])
     message = Message(**fields)
     session.add(message)
     await session.flush()
@@ -123,6 +133,8 @@ async def add_message(session: AsyncSession, **fields: Any) -> Message:
 
 
 async def finish_message(session: AsyncSession, message_id: int, **fields: Any) -> None:
+    if "content" in fields:
+        fields["content"] = without_nul(fields["content"])
     await session.execute(update(Message).where(Message.id == message_id).values(**fields))
 
 
@@ -185,3 +197,21 @@ async def history_newest_first(
         if len(rows) < page:
             return
         before_id = rows[-1].id
+
+
+async def close_unfinished_replies(session: AsyncSession) -> int:
+    """Settle replies left `pending` by a process that died mid-stream; return how many.
+
+    Run at start-up, before any update is taken: partial text already saved is kept as
+    `interrupted` (it enters later prompts like any cut reply); a reply with no saved text
+    becomes `failed`. Assumes one bot process per database (polling allows only one).
+    """
+    unfinished = (
+        Message.role == Role.ASSISTANT,
+        Message.status == Status.PENDING,
+    )
+    kept = await session.execute(
+        update(Message).where(*unfinished, Message.content != "").values(status=Status.INTERRUPTED)
+    )
+    empty = await session.execute(update(Message).where(*unfinished).values(status=Status.FAILED))
+    return sum(int(getattr(result, "rowcount", 0) or 0) for result in (kept, empty))

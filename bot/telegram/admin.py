@@ -64,7 +64,7 @@ class AdminHandlers:
             if user is None or not self._access.is_admin(user.id):
                 await message.reply_text(REFUSAL)
                 return
-            text = message.text or ""
+            text = store.without_nul(message.text or "")
             rest = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
             try:
                 answer = await handler(message, rest.split(), rest, user.id)

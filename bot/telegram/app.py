@@ -13,9 +13,11 @@ from telegram.ext import ApplicationBuilder
 
 from bot.access import Access
 from bot.config import Settings
+from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.llm.client import ChatClient
+from bot.logs import quiet_secret_loggers
 from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
@@ -76,6 +78,7 @@ class BotRuntime:
 
     async def start(self) -> None:
         settings = self.settings
+        quiet_secret_loggers()  # also when embedded without the CLI's logging set-up
         self._engine = create_engine(settings.resolved_database_url)
         await upgrade_to_head(self._engine)
         self._http = model_http_client(settings)
@@ -86,6 +89,9 @@ class BotRuntime:
             max_retries=settings.openai_max_retries,
         )
         sessions = create_sessionmaker(self._engine)
+        async with sessions.begin() as session:
+            if settled := await store.close_unfinished_replies(session):
+                logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = TurnRunner(settings, sessions, client)
         self.app = build_application(settings, runner, sessions)
         await self.app.initialize()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +18,8 @@ CONFIRM_FORGET = (
     "This cannot be undone."
 )
 NOT_YOURS = "This button is not for you."
+STALE_BUTTON = "This button no longer works."
+FORGET_DATA = re.compile(r"^forget:(\d+):(yes|no)$")
 NOTHING_STORED = "I have no conversation with you stored here yet."
 
 
@@ -28,7 +31,9 @@ class UserDataHandlers:
         new = filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler("forget", self.forget, filters=new))
         app.add_handler(CommandHandler("export", self.export, filters=new))
-        app.add_handler(CallbackQueryHandler(self.confirm_forget, pattern=r"^forget:"))
+        app.add_handler(CallbackQueryHandler(self.confirm_forget, pattern=FORGET_DATA))
+        # The fallback for every other button press: register new button handlers before it.
+        app.add_handler(CallbackQueryHandler(self.stale_button))
 
     async def forget(self, update: Update, context: Context) -> None:
         """Ask for confirmation with two buttons bound to the asking user."""
@@ -48,7 +53,9 @@ class UserDataHandlers:
         """Delete on "yes" from the user who asked; anyone else's press changes nothing."""
         query = update.callback_query
         assert query is not None
-        _, owner, answer = (query.data or "::").split(":", 2)
+        found = FORGET_DATA.match(query.data or "")
+        assert found is not None  # the handler's pattern
+        owner, answer = found.groups()
         if str(query.from_user.id) != owner:
             await query.answer(NOT_YOURS, show_alert=True)
             return
@@ -59,6 +66,11 @@ class UserDataHandlers:
         async with self._sessions.begin() as session:
             deleted = await userdata.forget_user(session, query.from_user.id)
         await query.edit_message_text(f"Done: deleted {deleted} stored messages and your usage.")
+
+    async def stale_button(self, update: Update, context: Context) -> None:
+        """Answer any other button press (old, forged or malformed data) so the client stops."""
+        assert update.callback_query is not None
+        await update.callback_query.answer(STALE_BUTTON)
 
     async def export(self, update: Update, context: Context) -> None:
         """Send the user's history here as Markdown and as fine-tuning JSONL."""

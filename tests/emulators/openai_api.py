@@ -131,8 +131,8 @@ class OpenAIEmulator:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start listening on a random 127.0.0.1 port and set ``base_url``."""
+    async def start(self, port: int = 0) -> None:
+        """Start listening on 127.0.0.1 (a random port unless given) and set ``base_url``."""
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get(MODELS_PATH, self._handle_models)
         app.router.add_post(CHAT_PATH, self._handle_chat)
@@ -145,7 +145,7 @@ class OpenAIEmulator:
             access_log=None,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}/v1"
