@@ -15,7 +15,7 @@ from bot.llm.profile import DEFAULT_PROFILE, ApiMode, ModelProfile
 from bot.llm.types import ChatMessage
 
 # o1, o3-mini, o4-mini-high, gpt-5, gpt-5-mini (but not gpt-5-chat-latest, a chat model).
-REASONING_NAME = re.compile(r"^(o\d+(-.*)?|gpt-5(?!-chat)(-.*|\.\d.*)?)$")
+REASONING_NAME = re.compile(r"^(o\d(-.*)?|gpt-5(?!-chat)(-.*|\.\d.*)?)$")
 PATHS: dict[str, str] = {
     "chat": "/chat/completions",
     "completions": "/completions",
