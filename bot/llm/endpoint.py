@@ -40,7 +40,10 @@ class PromptTemplate:
     def render(self, messages: tuple[ChatMessage, ...]) -> str:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         turns = "".join(
-            self.message.format(role=ROLE_NAMES.get(m.role, m.role.title()), content=m.content)
+            # A base model's reply usually starts with the space after "Assistant:": not twice.
+            self.message.format(
+                role=ROLE_NAMES.get(m.role, m.role.title()), content=m.content.strip()
+            )
             for m in messages
             if m.role != "system"
         )
