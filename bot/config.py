@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.llm.profile import (
@@ -24,6 +24,11 @@ from bot.llm.profile import (
 )
 
 IdSet = Annotated[frozenset[int], NoDecode]
+# JSON settings are decoded by `_json` (so a bad one is named like any other bad setting).
+Headers = Annotated[dict[str, str], NoDecode]
+Bias = Annotated[dict[str, float], NoDecode]
+Stops = Annotated[list[str], NoDecode]
+Profiles = Annotated[dict[str, ModelProfile], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -46,7 +51,7 @@ class Settings(BaseSettings):
     openai_api: ApiMode = Field(
         "chat", description="API mode: chat (/chat/completions), completions or responses."
     )
-    openai_extra_headers: dict[str, str] = Field(
+    openai_extra_headers: Headers = Field(
         default_factory=dict, description="Extra HTTP headers for the model server, as JSON."
     )
     azure_api_version: str = Field(
@@ -56,7 +61,7 @@ class Settings(BaseSettings):
     reasoning_model: bool | None = Field(
         None, description="Reasoning model (max_completion_tokens); unset: guess from MODEL."
     )
-    logit_bias: dict[str, float] = Field(
+    logit_bias: Bias = Field(
         default_factory=dict, description='Token id → bias (-100..100), as JSON {"50256": -100}.'
     )
     completions_template: str = Field(
@@ -65,10 +70,10 @@ class Settings(BaseSettings):
     completions_message_template: str = Field(
         DEFAULT_MESSAGE_TEMPLATE, description="Completions mode: one message, {role}, {content}."
     )
-    completions_stop: list[str] = Field(
+    completions_stop: Stops = Field(
         list(DEFAULT_STOP), description="Completions mode: stop sequences, as a JSON list."
     )
-    model_profiles: dict[str, ModelProfile] = Field(
+    model_profiles: Profiles = Field(
         default_factory=dict, description="Named backends admins can switch a chat to, as JSON."
     )
     data_dir: Path = Field(Path("data"), description="Where the default SQLite file lives.")
@@ -110,6 +115,18 @@ class Settings(BaseSettings):
                 raise ValueError("must be numeric Telegram user ids separated by commas")
             return frozenset(int(p) for p in parts)
         return value
+
+    @field_validator(
+        "openai_extra_headers", "logit_bias", "completions_stop", "model_profiles", mode="before"
+    )
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("expected JSON") from None
 
     @field_validator("reasoning_model", mode="before")
     @classmethod
@@ -204,8 +221,5 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problem = describe_validation_error(exc)
-    except SettingsError as exc:  # a JSON setting that is not JSON
-        field = re.search(r'field "(\w+)"', str(exc))
-        problem = f"{field[1].upper() if field else 'a setting'}: expected JSON"
     # Raised outside the handler: the pydantic error (which holds input values) is not chained.
     raise ConfigError(problem)
