@@ -32,26 +32,25 @@ def _fields(template: str) -> set[str]:
         raise ValueError(f"not a valid template ({exc}); write {{{{ for {{") from None
 
 
-def check_template(template: str) -> str:
-    """A prompt template uses {system} and must use {messages}; `\\n` means a newline."""
+def _check(template: str, allowed: set[str], required: str) -> str:
     template = template.replace("\\n", "\n")
     found = _fields(template)
-    if unknown := found - TEMPLATE_FIELDS:
-        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{system}}, {{messages}}")
-    if "messages" not in found:
-        raise ValueError("must contain {messages}")
+    if unknown := found - allowed:
+        names = ", ".join("{" + name + "}" for name in sorted(allowed))
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {names}")
+    if required not in found:
+        raise ValueError(f"must contain {{{required}}}")
     return template
+
+
+def check_template(template: str) -> str:
+    """A prompt template uses {system} and must use {messages}; `\\n` means a newline."""
+    return _check(template, TEMPLATE_FIELDS, "messages")
 
 
 def check_message_template(template: str) -> str:
     """A message template must use {content} and may use {role}; `\\n` means a newline."""
-    template = template.replace("\\n", "\n")
-    found = _fields(template)
-    if unknown := found - MESSAGE_FIELDS:
-        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{role}}, {{content}}")
-    if "content" not in found:
-        raise ValueError("must contain {content}")
-    return template
+    return _check(template, MESSAGE_FIELDS, "content")
 
 
 def check_stop(stop: list[str]) -> list[str]:
