@@ -52,7 +52,7 @@ class PromptTemplate:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One backend; `api_key` stays out of repr so it never reaches a log line."""
+    """One backend; `api_key` and `headers` (which may hold tokens) stay out of repr."""
 
     base_url: str
     model: str
@@ -61,7 +61,7 @@ class Endpoint:
     api: ApiMode = "chat"
     name: str = DEFAULT_PROFILE
     api_key: str = field(default="", repr=False)
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     azure_api_version: str = ""
     azure_deployment: str = ""
     reasoning: bool | None = None

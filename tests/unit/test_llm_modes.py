@@ -245,8 +245,9 @@ async def test_extra_headers_are_sent_with_bearer_auth(run: Run) -> None:
     assert sent.url.params.get("api-version") is None
 
 
-def test_the_api_key_is_not_in_the_endpoint_repr() -> None:
+def test_the_api_key_and_headers_are_not_in_the_endpoint_repr() -> None:
     assert KEY not in repr(endpoint()) and KEY not in repr(endpoint(**AZURE))
+    assert "tok-123" not in repr(endpoint(headers=(("X-Token", "tok-123"),)))
 
 
 # --- reading the streams ---------------------------------------------------------------------
