@@ -125,10 +125,11 @@ def resolve(
         prompt, source = settings.system_prompt, "config"
     stop = value("stop")
     profile = settings.model_profiles.get(chat.profile or "")
-    model, context = value("model"), settings.context_tokens
+    model, context, bias = value("model"), settings.context_tokens, settings.logit_bias
     if profile is not None:  # the profile's model, unless this chat names its own
         model = chat.model or profile.model
         context = profile.context_tokens or context
+        bias = profile.logit_bias  # token ids belong to one tokenizer: never inherited
     return ChatConfig(
         model=model,
         system_prompt=prompt,
@@ -141,7 +142,7 @@ def resolve(
             frequency_penalty=value("frequency_penalty"),
             seed=value("seed"),
             stop=tuple(stop or ()),
-            logit_bias=tuple(settings.logit_bias.items()),
+            logit_bias=tuple(bias.items()),
         ),
         profile=chat.profile if profile is not None and chat.profile else DEFAULT_PROFILE,
         context_tokens=context,

@@ -18,6 +18,7 @@ from bot.llm.profile import (
     PROFILE_NAME,
     ApiMode,
     ModelProfile,
+    check_logit_bias,
     check_message_template,
     check_stop,
     check_template,
@@ -62,7 +63,8 @@ class Settings(BaseSettings):
         None, description="Reasoning model (max_completion_tokens); unset: guess from MODEL."
     )
     logit_bias: Bias = Field(
-        default_factory=dict, description='Token id → bias (-100..100), as JSON {"50256": -100}.'
+        default_factory=dict,
+        description='Default profile: token id → bias (-100..100), as JSON {"50256": -100}.',
     )
     completions_template: str = Field(
         DEFAULT_TEMPLATE, description="Completions mode: the prompt, with {system}, {messages}."
@@ -136,10 +138,7 @@ class Settings(BaseSettings):
     @field_validator("logit_bias")
     @classmethod
     def _bias(cls, value: dict[str, float]) -> dict[str, float]:
-        for token, bias in value.items():
-            if not token.isdigit() or not -100 <= bias <= 100:
-                raise ValueError("keys must be token ids and values between -100 and 100")
-        return value
+        return check_logit_bias(value)
 
     @field_validator("completions_template")
     @classmethod

@@ -59,6 +59,14 @@ def check_stop(stop: list[str]) -> list[str]:
     return stop
 
 
+def check_logit_bias(value: dict[str, float]) -> dict[str, float]:
+    """Token ids (of the model's own tokenizer) → bias between -100 and 100."""
+    for token, bias in value.items():
+        if not token.isdigit() or not -100 <= bias <= 100:
+            raise ValueError("keys must be token ids and values between -100 and 100")
+    return value
+
+
 def check_base_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
@@ -82,6 +90,7 @@ class ModelProfile(BaseModel):
     prompt_template: str | None = None
     message_template: str | None = None
     stop: list[str] | None = None
+    logit_bias: dict[str, float] = Field(default_factory=dict)  # LOGIT_BIAS is not inherited
 
     @field_validator("base_url")
     @classmethod
@@ -102,3 +111,8 @@ class ModelProfile(BaseModel):
     @classmethod
     def _stop(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else check_stop(value)
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_logit_bias(value)

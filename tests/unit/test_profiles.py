@@ -36,6 +36,7 @@ PROFILES = {
         "api_key": "azure-SECRET",
         "azure_api_version": "2024-10-21",
         "azure_deployment": "prod",
+        "logit_bias": {"100": 2},
         "headers": {"X-Team": "bots"},
         "reasoning": False,
     },
@@ -108,6 +109,7 @@ def test_a_profile_on_another_server_never_gets_the_plain_key_or_headers(
         ({"MODEL_PROFILES": '{"a": {"model": "x", "base_url": "ftp://h"}}'}, "MODEL_PROFILES"),
         ({"MODEL_PROFILES": '{"a": {"model": "x", "context_tokens": 1000}}'}, "context_tokens"),
         ({"MODEL_PROFILES": "not json"}, "MODEL_PROFILES"),
+        ({"MODEL_PROFILES": '{"a": {"model": "x", "logit_bias": {"x": 1}}}'}, "MODEL_PROFILES"),
         ({"OPENAI_API": "grpc"}, "OPENAI_API"),
         ({"OPENAI_EXTRA_HEADERS": "[1, 2]"}, "OPENAI_EXTRA_HEADERS"),
         ({"LOGIT_BIAS": '{"abc": 1}'}, "LOGIT_BIAS"),
@@ -152,11 +154,14 @@ def test_a_chat_on_a_profile_gets_its_model_and_context(monkeypatch: pytest.Monk
     found = settings(monkeypatch, MODEL_PROFILES=json.dumps(PROFILES), LOGIT_BIAS='{"1": 5}')
     local = resolve(found, {"model": "global-model"}, chat(profile="local"), None)
     assert (local.profile, local.model, local.context_tokens) == ("local", "llama3.1:8b", 8192)
-    assert local.sampling.logit_bias == (("1", 5.0),)
+    assert local.sampling.logit_bias == ()  # token ids of another tokenizer
     own = resolve(found, {}, chat(profile="fast", model="gpt-4.1"), None)
-    assert (own.profile, own.model) == ("fast", "gpt-4.1")
+    assert (own.profile, own.model, own.sampling.logit_bias) == ("fast", "gpt-4.1", ())
+    azure = resolve(found, {}, chat(profile="azure"), None)
+    assert azure.sampling.logit_bias == (("100", 2.0),)
     plain = resolve(found, {"model": "global-model"}, chat(), None)
     assert (plain.profile, plain.model, plain.context_tokens) == ("default", "global-model", 16_000)
+    assert plain.sampling.logit_bias == (("1", 5.0),)
 
 
 def test_a_chat_on_a_removed_profile_falls_back_to_the_default(
