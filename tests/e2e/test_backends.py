@@ -37,6 +37,40 @@ def user_field(body: dict[str, Any]) -> str:
     return value
 
 
+async def test_chat_mode_sends_every_configured_parameter_and_never_n(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    settings = make_settings(
+        temperature=0.4,
+        top_p=0.8,
+        presence_penalty=0.3,
+        frequency_penalty=-0.3,
+        seed=11,
+        logit_bias={"1734": -100},
+        max_reply_tokens=300,
+    )
+    async with BotRuntime(settings):
+        await ask(telegram, ALICE, "all knobs")
+    [body] = model.chat_requests()
+    assert body == {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": PROMPT},
+            {"role": "user", "content": "all knobs"},
+        ],
+        "max_tokens": 300,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.4,
+        "top_p": 0.8,
+        "presence_penalty": 0.3,
+        "frequency_penalty": -0.3,
+        "logit_bias": {"1734": -100.0},
+        "seed": 11,
+        "user": user_field(body),
+    }
+
+
 async def test_a_reasoning_model_thinks_apart_and_gets_max_completion_tokens(
     make_settings: SettingsFactory,
     telegram: BotAPIEmulator,
