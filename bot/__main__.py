@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import InvalidToken, NetworkError
 
 from bot.config import Settings, load_settings
-from bot.console import CONSOLE_CHAT, run_console
+from bot.console import CONSOLE_CHAT, console_settings, run_console
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.userdata import all_conversations
@@ -101,7 +101,7 @@ async def _export(settings: Settings) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = console_settings() if args.command == "console" else load_settings()
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

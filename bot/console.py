@@ -14,15 +14,18 @@ import sys
 import time
 from typing import TextIO
 
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.store import ChatInfo, UserInfo
+from bot.errors import ConfigError
 from bot.llm.backends import Backends
 from bot.telegram.app import model_http_client
 from bot.turn import Incoming, TurnRunner
 
 CONSOLE_CHAT = 0  # Telegram never uses chat id 0
+# The console never talks to Telegram, so a bot token is not needed to try a backend.
+PLACEHOLDER_TOKEN = "0:console"
 PROMPT = "you> "
 
 
@@ -56,6 +59,16 @@ class ConsoleSink:
             self._out.write("\n" + text)
         self._shown = text
         self._out.flush()
+
+
+def console_settings() -> Settings:
+    """The settings, with a placeholder bot token when TELEGRAM_BOT_TOKEN is the only gap."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        if str(exc) != "TELEGRAM_BOT_TOKEN is not set":
+            raise
+    return load_settings(telegram_bot_token=PLACEHOLDER_TOKEN)
 
 
 def message_ids() -> itertools.count[int]:

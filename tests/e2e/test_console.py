@@ -116,3 +116,11 @@ async def test_a_bad_backend_setting_exits_2(
     _, err = await asyncio.wait_for(process.communicate(b"hi\n"), GUARD)
     assert process.returncode == 2
     assert err.decode().startswith("config error: OPENAI_API:")
+
+
+async def test_the_console_needs_no_bot_token(
+    tmp_path: Path, model: OpenAIEmulator, database_url: str
+) -> None:
+    env = console_env(model, database_url)
+    del env["TELEGRAM_BOT_TOKEN"]
+    assert await converse(tmp_path, env, "no token\n") == "Echo: no token\n"
