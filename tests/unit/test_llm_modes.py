@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.errors import LLMConnectionError, LLMError, LLMRateLimitError, LLMServerError
+from bot.errors import (
+    LLMConnectionError,
+    LLMError,
+    LLMProtocolError,
+    LLMRateLimitError,
+    LLMServerError,
+)
 from bot.llm.client import ChatClient
 from bot.llm.endpoint import Endpoint, PromptTemplate
 from bot.llm.profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE, ApiMode
@@ -315,6 +321,12 @@ async def test_responses_stream_yields_text_reasoning_finish_and_usage(run: Run)
     ]
 
 
+async def test_an_incomplete_response_for_another_reason_reports_that_reason(run: Run) -> None:
+    final = {"status": "incomplete", "incomplete_details": {"reason": "content_filter"}}
+    events, _ = await run(endpoint("responses"), FULL, typed("response.incomplete", response=final))
+    assert events == [StreamEvent(finish_reason="content_filter")]
+
+
 async def test_an_incomplete_response_is_cut_by_the_token_limit(run: Run) -> None:
     final = {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
     body = typed("response.output_text.delta", delta="Half") + typed(
@@ -333,8 +345,11 @@ async def test_an_incomplete_response_is_cut_by_the_token_limit(run: Run) -> Non
         ),
         (typed("error", code="rate_limit_exceeded", message="slow down"), LLMRateLimitError),
         (typed("response.output_text.delta", delta="no end"), LLMConnectionError),
+        (typed("response.failed", response=None), LLMServerError),
+        ("event: response.output_text.delta\ndata: {broken\n\n", LLMProtocolError),
+        ("data: [1, 2]\n\n", LLMProtocolError),
     ],
-    ids=["failed", "error-event", "no-completed-event"],
+    ids=["failed", "error-event", "no-completed-event", "failed-no-details", "bad-json", "array"],
 )
 async def test_responses_failures_raise_typed_errors(
     run: Run, event: str, kind: type[LLMError]
