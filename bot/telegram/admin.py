@@ -20,7 +20,7 @@ from bot.chat_config import PARAMETERS, effective_parameter, parse_parameter
 from bot.config import Settings
 from bot.db import admin_store, store
 from bot.db.models import Chat
-from bot.llm.profile import DEFAULT_PROFILE
+from bot.telegram.admin_profile import profile_command
 from bot.telegram.commands import ADMIN_USAGE
 from bot.telegram.handlers import AnyApplication, Context, chat_info
 from bot.turn import TurnRunner
@@ -188,32 +188,14 @@ class AdminHandlers:
         for name in PARAMETERS:
             value, source = effective_parameter(name, self._settings, overrides, chat)
             lines.append(f"{name}: {_shown(value, 'server default')} ({source})")
-        lines.append(f"profile: {chat.profile or DEFAULT_PROFILE}")
+        lines.append(f"profile: {chat.profile or 'default'}")
         lines.append(f"memory: {chat.memory_mode}")
         return "Settings in force here:\n" + "\n".join(lines)
 
     async def cmd_profile(self, message: Message, args: list[str], rest: str, actor: int) -> str:
-        profiles = self._settings.model_profiles
-        if len(args) > 1:
-            raise UsageError()
         async with self._sessions.begin() as session:
             chat = await self._chat_row(session, message)
-            if not args:
-                current = chat.profile if chat.profile in profiles else DEFAULT_PROFILE
-                lines = [f"• {DEFAULT_PROFILE}: {self._settings.model} (the plain settings)"]
-                lines += [f"• {name}: {p.model} ({p.api})" for name, p in profiles.items()]
-                return f"Profile here: {current}\nProfiles:\n" + "\n".join(lines)
-            name = args[0].lower()
-            if name != DEFAULT_PROFILE and name not in profiles:
-                known = ", ".join([DEFAULT_PROFILE, *profiles])
-                raise LookupError(f"No profile {name!r}; configured: {known}.")
-            value = None if name == DEFAULT_PROFILE else name
-            await admin_store.set_chat_field(session, actor, chat.id, "profile", value)
-            # A model chosen for the old backend means nothing to the new one.
-            if chat.model is not None:
-                await admin_store.set_chat_field(session, actor, chat.id, "model", None)
-        model = profiles[name].model if value else self._settings.model
-        return f"This chat now uses profile {name} (model {model}) from the next message."
+            return await profile_command(self._settings, session, chat, args, actor)
 
     # --- access ----------------------------------------------------------------------------
 
