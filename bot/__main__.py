@@ -1,4 +1,5 @@
-"""Command line: `python -m bot run` serves the bot; `python -m bot migrate` upgrades the schema."""
+"""Command line: `python -m bot run` serves the bot; `migrate` upgrades the schema; `console`
+chats with the configured backend in a terminal; `export` writes conversations as JSONL."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import InvalidToken, NetworkError
 
 from bot.config import Settings, load_settings
+from bot.console import CONSOLE_CHAT, console_settings, run_console
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.userdata import all_conversations
@@ -48,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
         '({"messages": [...]} per line) to a file or standard output.',
     )
     export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    console = commands.add_parser(
+        "console",
+        help="chat with the configured backend in the terminal (same memory and prompts)",
+        description="Each line of standard input is a message; replies stream to standard "
+        "output. /reset starts a new conversation, /quit or end of input leaves.",
+    )
+    console.add_argument(
+        "--chat",
+        type=int,
+        default=CONSOLE_CHAT,
+        help="chat id whose memory and settings to use (default: 0, the console's own)",
+    )
     commands.add_parser(
         "migrate",
         help="upgrade the database schema to the newest revision and exit",
@@ -87,7 +101,7 @@ async def _export(settings: Settings) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = console_settings() if args.command == "console" else load_settings()
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -95,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             asyncio.run(_serve(settings))
+        elif args.command == "console":
+            asyncio.run(run_console(settings, args.chat))
         elif args.command == "export":
             text = asyncio.run(_export(settings))
             if args.output == "-":
@@ -106,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidToken:
         print("config error: TELEGRAM_BOT_TOKEN was rejected by Telegram", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
     except (NetworkError, SQLAlchemyError, OSError, BotError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.db.models import Chat
+from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.types import Sampling
 
 
@@ -81,6 +82,8 @@ class ChatConfig:
     prompt_source: str  # "chat", "preset <name>", "global" or "config"
     max_reply_tokens: int
     sampling: Sampling
+    context_tokens: int  # the context window of the profile's model
+    profile: str = DEFAULT_PROFILE  # the MODEL_PROFILES entry whose backend answers
 
 
 def _configured(settings: Settings, name: str) -> Any:
@@ -121,8 +124,14 @@ def resolve(
     else:
         prompt, source = settings.system_prompt, "config"
     stop = value("stop")
+    profile = settings.model_profiles.get(chat.profile or "")
+    model, context, bias = value("model"), settings.context_tokens, settings.logit_bias
+    if profile is not None:  # the profile's model, unless this chat names its own
+        model = chat.model or profile.model
+        context = profile.context_tokens or context
+        bias = profile.logit_bias  # token ids belong to one tokenizer: never inherited
     return ChatConfig(
-        model=value("model"),
+        model=model,
         system_prompt=prompt,
         prompt_source=source,
         max_reply_tokens=value("max_tokens"),
@@ -133,5 +142,8 @@ def resolve(
             frequency_penalty=value("frequency_penalty"),
             seed=value("seed"),
             stop=tuple(stop or ()),
+            logit_bias=tuple(bias.items()),
         ),
+        profile=chat.profile if profile is not None and chat.profile else DEFAULT_PROFILE,
+        context_tokens=context,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,8 +10,26 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.llm.profile import (
+    DEFAULT_MESSAGE_TEMPLATE,
+    DEFAULT_PROFILE,
+    DEFAULT_STOP,
+    DEFAULT_TEMPLATE,
+    PROFILE_NAME,
+    ApiMode,
+    ModelProfile,
+    check_logit_bias,
+    check_message_template,
+    check_stop,
+    check_template,
+)
 
 IdSet = Annotated[frozenset[int], NoDecode]
+# JSON settings are decoded by `_json` (so a bad one is named like any other bad setting).
+Headers = Annotated[dict[str, str], NoDecode]
+Bias = Annotated[dict[str, float], NoDecode]
+Stops = Annotated[list[str], NoDecode]
+Profiles = Annotated[dict[str, ModelProfile], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -30,6 +49,35 @@ class Settings(BaseSettings):
     )
     openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible root.")
     model: str = Field("gpt-4o-mini", min_length=1)
+    openai_api: ApiMode = Field(
+        "chat", description="API mode: chat (/chat/completions), completions or responses."
+    )
+    openai_extra_headers: Headers = Field(
+        default_factory=dict, description="Extra HTTP headers for the model server, as JSON."
+    )
+    azure_api_version: str = Field(
+        "", description="Azure OpenAI api-version; setting it switches to Azure's URLs and auth."
+    )
+    azure_deployment: str = Field("", description="Azure deployment name; default: MODEL.")
+    reasoning_model: bool | None = Field(
+        None, description="Reasoning model (max_completion_tokens); unset: guess from MODEL."
+    )
+    logit_bias: Bias = Field(
+        default_factory=dict,
+        description='Default profile: token id → bias (-100..100), as JSON {"50256": -100}.',
+    )
+    completions_template: str = Field(
+        DEFAULT_TEMPLATE, description="Completions mode: the prompt, with {system}, {messages}."
+    )
+    completions_message_template: str = Field(
+        DEFAULT_MESSAGE_TEMPLATE, description="Completions mode: one message, {role}, {content}."
+    )
+    completions_stop: Stops = Field(
+        list(DEFAULT_STOP), description="Completions mode: stop sequences, as a JSON list."
+    )
+    model_profiles: Profiles = Field(
+        default_factory=dict, description="Named backends admins can switch a chat to, as JSON."
+    )
     data_dir: Path = Field(Path("data"), description="Where the default SQLite file lives.")
     database_url: str = Field("", description="SQLAlchemy async URL; default SQLite in DATA_DIR.")
     system_prompt: str = "You are a helpful assistant in a Telegram chat. Answer concisely."
@@ -70,6 +118,53 @@ class Settings(BaseSettings):
             return frozenset(int(p) for p in parts)
         return value
 
+    @field_validator(
+        "openai_extra_headers", "logit_bias", "completions_stop", "model_profiles", mode="before"
+    )
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("expected JSON") from None
+
+    @field_validator("reasoning_model", mode="before")
+    @classmethod
+    def _auto_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "auto") else value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_logit_bias(value)
+
+    @field_validator("completions_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
+
+    @field_validator("completions_message_template")
+    @classmethod
+    def _message_template(cls, value: str) -> str:
+        return check_message_template(value)
+
+    @field_validator("completions_stop")
+    @classmethod
+    def _stop(cls, value: list[str]) -> list[str]:
+        return check_stop(value)
+
+    @field_validator("model_profiles")
+    @classmethod
+    def _profile_names(cls, value: dict[str, ModelProfile]) -> dict[str, ModelProfile]:
+        for name in value:
+            if not PROFILE_NAME.match(name) or name == DEFAULT_PROFILE:
+                raise ValueError(
+                    f"bad profile name {name!r}: 1-32 of a-z, 0-9, _ and -, not {DEFAULT_PROFILE!r}"
+                )
+        return value
+
     @field_validator("telegram_bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
@@ -89,6 +184,9 @@ class Settings(BaseSettings):
     def _budget_fits(self) -> Settings:
         if self.max_reply_tokens >= self.context_tokens:
             raise ValueError("MAX_REPLY_TOKENS must be smaller than CONTEXT_TOKENS")
+        for name, profile in self.model_profiles.items():
+            if (profile.context_tokens or self.context_tokens) <= self.max_reply_tokens:
+                raise ValueError(f"MODEL_PROFILES {name}: context_tokens <= MAX_REPLY_TOKENS")
         return self
 
     @property

@@ -25,7 +25,7 @@ from bot.db import admin_store, store
 from bot.db.models import Chat, Role, Status
 from bot.db.store import ChatInfo, HistoryItem, UserInfo
 from bot.errors import LLMError
-from bot.llm.client import ChatClient
+from bot.llm.backends import ModelClient
 from bot.llm.tokens import TokenCounter
 from bot.llm.types import ChatRequest, Usage
 from bot.memory import MessageTooLong, Prompt, build_prompt
@@ -119,7 +119,7 @@ class TurnRunner:
     """Runs turns against one model endpoint and one database."""
 
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], client: ChatClient
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], client: ModelClient
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -234,7 +234,7 @@ class TurnRunner:
                     system_prompt=system_prompt,
                     new_message=new,
                     history=history,
-                    budget=self._settings.context_tokens - max_reply,
+                    budget=stored.config.context_tokens - max_reply,
                     counter=counter,
                 )
 
@@ -245,6 +245,7 @@ class TurnRunner:
             max_tokens=stored.config.max_reply_tokens,
             sampling=stored.config.sampling,
             user=self.user_hash(user_id),
+            profile=stored.config.profile,
         )
 
     async def _reply(
@@ -303,6 +304,7 @@ class TurnRunner:
                 sink.push(reply.text)
                 if time.monotonic() - reply.saved >= PARTIAL_SAVE_SECONDS:
                     await self._save_partial(reply)
+            reply.reasoning += event.reasoning  # kept apart: never shown as the answer
             reply.usage = event.usage or reply.usage
             reply.finish = event.finish_reason or reply.finish
 
@@ -385,6 +387,7 @@ class _Reply:
     model: str
     counter: TokenCounter
     text: str = ""
+    reasoning: str = ""
     usage: Usage | None = None
     finish: str | None = None
     started: float = field(default_factory=time.monotonic)

@@ -91,6 +91,7 @@ class Chat(Base):
     system_prompt: Mapped[str | None] = mapped_column(Text)
     preset: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
+    profile: Mapped[str | None] = mapped_column(String(32))  # a MODEL_PROFILES name
     temperature: Mapped[float | None] = mapped_column(Float)
     top_p: Mapped[float | None] = mapped_column(Float)
     max_reply_tokens: Mapped[int | None] = mapped_column(Integer)

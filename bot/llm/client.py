@@ -1,18 +1,18 @@
-"""Streaming client for OpenAI-compatible `POST {base_url}/chat/completions`.
+"""Streaming client for one OpenAI-compatible backend, in any of its three API modes.
 
-One shared `httpx.AsyncClient`; the response is read as server-sent events and turned into
-`StreamEvent`s. Failures before the first token are retried with backoff (honouring
-Retry-After); once text has been yielded, a failure is raised to the caller, who has shown it.
+The `Endpoint` says where and how (chat/completions, completions or responses; Azure; extra
+headers); `bodies` builds the request and `events` reads the server-sent events into
+`StreamEvent`s. One shared `httpx.AsyncClient`. Failures before the first token are retried
+with backoff (honouring Retry-After); once text has been yielded, a failure is raised to the
+caller, who has shown it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
@@ -23,57 +23,44 @@ from bot.errors import (
     LLMProtocolError,
     LLMStatusError,
 )
-from bot.llm.errors_map import status_error, stream_error, transport_error
-from bot.llm.types import ChatRequest, StreamEvent, Usage
+from bot.llm.bodies import request_body
+from bot.llm.endpoint import Endpoint, PromptTemplate
+from bot.llm.errors_map import status_error, transport_error
+from bot.llm.events import events_for, parse_chunk
+from bot.llm.profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE
+from bot.llm.types import ChatRequest, StreamEvent
+
+__all__ = ["MAX_RETRY_WAIT", "ChatClient", "parse_chunk"]
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRY_WAIT = 30.0
 
 
-def parse_chunk(data: str, *, secret: str = "") -> StreamEvent | None:
-    """Parse one `data:` payload of a chat.completion.chunk stream (None for empty deltas)."""
-    try:
-        chunk: Any = json.loads(data)
-    except ValueError as exc:
-        raise LLMProtocolError(f"invalid JSON in stream: {data[:80]!r}") from exc
-    if not isinstance(chunk, dict):
-        raise LLMProtocolError(f"unexpected stream payload: {data[:80]!r}")
-    if chunk.get("error"):
-        raise stream_error(chunk, secret=secret)
-    text, finish = "", None
-    choices = chunk.get("choices") or []
-    if choices and isinstance(choices[0], dict):
-        delta = choices[0].get("delta") or {}
-        text = delta.get("content") or ""
-        finish = choices[0].get("finish_reason")
-    usage = None
-    if isinstance(raw := chunk.get("usage"), dict):
-        usage = Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-    if not text and finish is None and usage is None:
-        return None
-    return StreamEvent(text=text, finish_reason=finish, usage=usage)
-
-
 class ChatClient:
-    """Streams chat completions from one OpenAI-compatible server."""
+    """Streams replies from one backend: an `endpoint`, or a plain chat/completions base URL."""
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         *,
-        base_url: str,
+        base_url: str = "",
         api_key: str = "",
+        endpoint: Endpoint | None = None,
         max_retries: int = 2,
         backoff: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = http
-        self._url = f"{base_url.rstrip('/')}/chat/completions"
-        self._headers = {"Accept": "text/event-stream"}
-        self._api_key = api_key
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self.endpoint = endpoint or Endpoint(
+            base_url=base_url.rstrip("/"),
+            model="",
+            context_tokens=0,
+            template=PromptTemplate(DEFAULT_TEMPLATE, DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP),
+            api_key=api_key,
+        )
+        self._headers = self.endpoint.request_headers()
+        self._api_key = self.endpoint.api_key
         self._max_retries = max_retries
         self._backoff = backoff
         self._sleep = sleep
@@ -105,10 +92,16 @@ class ChatClient:
         return min(MAX_RETRY_WAIT, self._backoff * 2.0**attempt) * random.uniform(0.8, 1.2)
 
     async def _stream_once(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        finished = False
+        endpoint = self.endpoint
+        events = events_for(endpoint.api, secret=self._api_key)
         try:
             async with aconnect_sse(
-                self._http, "POST", self._url, json=request.to_json(), headers=self._headers
+                self._http,
+                "POST",
+                endpoint.url(request.model),
+                params=endpoint.params(),
+                json=request_body(request, endpoint),
+                headers=self._headers,
             ) as source:
                 response = source.response
                 if response.status_code >= 400:
@@ -117,17 +110,16 @@ class ChatClient:
                         response.status_code, body, response.headers, secret=self._api_key
                     )
                 async for sse in source.aiter_sse():
-                    if sse.data.strip() == "[DONE]":
-                        return
                     if not sse.data:
                         continue
-                    event = parse_chunk(sse.data, secret=self._api_key)
+                    event = events.feed(sse.event, sse.data)
                     if event is not None:
-                        finished = finished or event.finish_reason is not None
                         yield event
+                    if events.done:
+                        return
         except SSEError as exc:
             raise LLMProtocolError(f"not an event stream: {exc}") from exc
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
-        if not finished:
+        if not events.finished:
             raise LLMConnectionError("the stream ended before the reply was finished")

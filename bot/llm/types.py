@@ -1,9 +1,8 @@
-"""Plain values exchanged with the chat/completions API."""
+"""Plain values exchanged with the model server, whichever API mode carries them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +24,7 @@ class Sampling:
     frequency_penalty: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    logit_bias: tuple[tuple[str, float], ...] = ()  # (token id, bias) pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,28 +34,7 @@ class ChatRequest:
     max_tokens: int
     sampling: Sampling = field(default_factory=Sampling)
     user: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The streaming request body, in the public OpenAI shape."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_json() for m in self.messages],
-            "max_tokens": self.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        s = self.sampling
-        optional = {
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "presence_penalty": s.presence_penalty,
-            "frequency_penalty": s.frequency_penalty,
-            "seed": s.seed,
-            "stop": list(s.stop) or None,
-            "user": self.user,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
-        return body
+    profile: str = "default"  # the model profile (MODEL_PROFILES) to ask
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +45,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One parsed SSE chunk: a text delta, the finish reason, or the usage report."""
+    """One parsed SSE chunk: a text delta, a reasoning delta, the finish reason, or the usage.
+
+    `reasoning` is the model's thinking (`reasoning_content` deltas and the like); it is
+    never part of `text`, the answer.
+    """
 
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    reasoning: str = ""

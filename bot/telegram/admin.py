@@ -20,6 +20,7 @@ from bot.chat_config import PARAMETERS, effective_parameter, parse_parameter
 from bot.config import Settings
 from bot.db import admin_store, store
 from bot.db.models import Chat
+from bot.telegram.admin_profile import profile_command
 from bot.telegram.commands import ADMIN_USAGE
 from bot.telegram.handlers import AnyApplication, Context, chat_info
 from bot.turn import TurnRunner
@@ -187,8 +188,14 @@ class AdminHandlers:
         for name in PARAMETERS:
             value, source = effective_parameter(name, self._settings, overrides, chat)
             lines.append(f"{name}: {_shown(value, 'server default')} ({source})")
+        lines.append(f"profile: {chat.profile or 'default'}")
         lines.append(f"memory: {chat.memory_mode}")
         return "Settings in force here:\n" + "\n".join(lines)
+
+    async def cmd_profile(self, message: Message, args: list[str], rest: str, actor: int) -> str:
+        async with self._sessions.begin() as session:
+            chat = await self._chat_row(session, message)
+            return await profile_command(self._settings, session, chat, args, actor)
 
     # --- access ----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
-from bot.llm.client import ChatClient
+from bot.llm.backends import Backends
 from bot.logs import quiet_secret_loggers
 from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import publish_commands
@@ -82,12 +82,7 @@ class BotRuntime:
         self._engine = create_engine(settings.resolved_database_url)
         await upgrade_to_head(self._engine)
         self._http = model_http_client(settings)
-        client = ChatClient(
-            self._http,
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key.get_secret_value(),
-            max_retries=settings.openai_max_retries,
-        )
+        client = Backends.from_settings(self._http, settings)
         sessions = create_sessionmaker(self._engine)
         async with sessions.begin() as session:
             if settled := await store.close_unfinished_replies(session):

@@ -33,6 +33,7 @@ ADMIN_USAGE = {
     + ", ".join(PARAMETERS),
     "setglobal": "/setglobal <parameter> <value | default> — for every chat",
     "settings": "/settings — the model and sampling parameters in force here",
+    "profile": "/profile [<name> | default] — show the model profiles, or switch this chat",
     "allow": "/allow <user id> — let a user chat (closes the bot to users not allowed)",
     "disallow": "/disallow <user id> — take a user off the allowlist",
     "block": "/block <user id> — ignore a user",

@@ -136,6 +136,7 @@ NON_ADMIN_ATTEMPTS = {
     "disallowchat": "/disallowchat",
     "memory": "/memory user",
     "stats": "/stats",
+    "profile": "/profile default",
 }
 
 
@@ -180,6 +181,8 @@ MALFORMED = {
     "disallowchat": "/disallowchat " + "9" * 30,
     "memory": "/memory sideways",
     "stats": "/stats 0",
+    "profile-unknown": "/profile nosuch",
+    "profile-args": "/profile a b",
 }
 
 

@@ -1,8 +1,11 @@
 """In-process emulator of an OpenAI-compatible HTTP API for end-to-end tests.
 
 A real aiohttp server on 127.0.0.1 (random port) serving ``GET /v1/models``,
-``POST /v1/chat/completions`` and ``POST /v1/completions`` with OpenAI's JSON and SSE
-shapes, auth, validation, context-window checks and usage accounting (o200k_base).
+``POST /v1/chat/completions``, ``POST /v1/completions`` and ``POST /v1/responses`` with
+OpenAI's JSON and SSE shapes, auth, validation, context-window checks and usage accounting
+(o200k_base). Azure OpenAI's paths (``/openai/deployments/{deployment}/chat/completions`` and
+``/completions``, ``/openai/responses``) answer the same, with ``api-key`` auth and a required
+``api-version``. Reasoning models reject ``max_tokens`` and the sampling knobs, as OpenAI does.
 Answers are scripted with :class:`Reply` objects (``enqueue`` / ``responder``), which can
 also inject delays, HTTP errors, truncated or hanging streams and malformed events.
 Every request is recorded so tests can assert exactly what the client sent.
@@ -23,7 +26,15 @@ from typing import Any
 from aiohttp import web
 
 from tests.emulators import openai_errors as errors
+from tests.emulators import openai_quirks as quirks
 from tests.emulators.openai_errors import ApiError
+from tests.emulators.openai_replies import RecordedRequest, Reply
+from tests.emulators.openai_responses import (
+    ResponsesCompletion,
+    ResponsesWriter,
+    input_messages,
+    validate_responses,
+)
 from tests.emulators.openai_stream import (
     Completion,
     EmulatorStopping,
@@ -47,52 +58,15 @@ __all__ = ["OpenAIEmulator", "RecordedRequest", "Reply"]
 
 CHAT_PATH = "/v1/chat/completions"
 LEGACY_PATH = "/v1/completions"
+RESPONSES_PATH = "/v1/responses"
+AZURE_PREFIX = "/openai/"
+AZURE_DEPLOYMENT = "/openai/deployments/{deployment}"
+AZURE_API_VERSION = "2024-10-21"
+REASONING_MODELS = ("o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini")
+REASONING_REJECTS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias")
 MODELS_PATH = "/v1/models"
 SHUTDOWN_GRACE_SECONDS = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Reply:
-    """One scripted answer: ``text`` streamed in ``chunk_chars`` pieces, or a fault.
-
-    ``status`` answers with an OpenAI-shaped HTTP error instead (``error_*`` override the
-    stock body, ``retry_after`` sets ``Retry-After``). ``cut_after`` / ``hang_after`` /
-    ``malformed_after`` count content deltas (clamped to the deltas available); 0 means
-    right after the headers, before any body byte. ``cut_after`` closes the socket,
-    ``hang_after`` waits until the client leaves or the emulator stops, ``malformed_after``
-    sends a broken ``data:`` event and ends the body. Non-streaming requests get the whole
-    delay up front and, for a fault, a half-sent/hanging/invalid JSON body.
-    """
-
-    text: str = ""
-    chunk_chars: int = 8
-    first_token_delay: float = 0.0
-    chunk_delay: float = 0.0
-    finish_reason: str = "stop"
-    status: int | None = None
-    error_message: str | None = None
-    error_type: str | None = None
-    error_code: str | None = None
-    retry_after: float | None = None
-    cut_after: int | None = None
-    hang_after: int | None = None
-    hang_before_headers: bool = False
-    malformed_after: int | None = None
-    omit_usage: bool = False
-    keepalive_comments: bool = False
-    usage: dict[str, int] | None = None
-
-
-@dataclass
-class RecordedRequest:
-    """A request received under ``/v1/`` (headers lower-cased; body ``{}`` if not JSON)."""
-
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    at: float
-    method: str = "POST"
 
 
 @dataclass
@@ -119,6 +93,9 @@ class OpenAIEmulator:
         self.models = list(models)
         self.context_window = context_window
         self.context_windows: dict[str, int] = {}
+        self.reasoning_models = set(REASONING_MODELS)
+        self.azure_api_version = AZURE_API_VERSION
+        self.azure_deployments: dict[str, str] = {}  # deployment → model; default: same name
         self.responder: Callable[[dict[str, Any]], Reply | str] | None = None
         self.requests: list[RecordedRequest] = []
         self.open_streams = 0
@@ -137,6 +114,10 @@ class OpenAIEmulator:
         app.router.add_get(MODELS_PATH, self._handle_models)
         app.router.add_post(CHAT_PATH, self._handle_chat)
         app.router.add_post(LEGACY_PATH, self._handle_legacy)
+        app.router.add_post(RESPONSES_PATH, self._handle_responses)
+        app.router.add_post(AZURE_DEPLOYMENT + "/chat/completions", self._handle_chat)
+        app.router.add_post(AZURE_DEPLOYMENT + "/completions", self._handle_legacy)
+        app.router.add_post(AZURE_PREFIX + "responses", self._handle_responses)
         self._pacer = Pacer()
         self._runner = web.AppRunner(
             app,
@@ -183,7 +164,11 @@ class OpenAIEmulator:
 
     def chat_requests(self) -> list[dict[str, Any]]:
         """JSON bodies of every ``POST /v1/chat/completions`` received, in order."""
-        return [r.body for r in self.requests if r.path == CHAT_PATH and r.method == "POST"]
+        return self.bodies(CHAT_PATH)
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        """JSON bodies of every POST to ``path`` (e.g. ``/v1/responses``), in order."""
+        return [r.body for r in self.requests if r.path == path and r.method == "POST"]
 
     def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
         """Prompt tokens the emulator reports for ``messages`` (OpenAI cookbook rules)."""
@@ -213,7 +198,7 @@ class OpenAIEmulator:
         if task is not None:
             self._handlers.add(task)
         try:
-            if request.path.startswith("/v1/"):
+            if request.path.startswith(("/v1/", AZURE_PREFIX)):
                 await self._record(request)
                 self._check_auth(request)
             return await handler(request)
@@ -238,11 +223,16 @@ class OpenAIEmulator:
         body = parsed if isinstance(parsed, dict) else {}
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.requests.append(
-            RecordedRequest(request.path, headers, body, time.time(), request.method)
+            RecordedRequest(
+                request.path, headers, body, time.time(), request.method, dict(request.query)
+            )
         )
         self._arrived.set()
 
     def _check_auth(self, request: web.Request) -> None:
+        if request.path.startswith(AZURE_PREFIX):
+            quirks.check_azure(request.headers, request.query, self.api_key, self.azure_api_version)
+            return
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         key = key.strip()
@@ -262,7 +252,7 @@ class OpenAIEmulator:
         return web.json_response({"object": "list", "data": data})
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = self._for_deployment(request, await _json_body(request))
         errors.validate_chat(body)
         messages: list[dict[str, Any]] = body["messages"]
         users = [m for m in messages if m.get("role") == "user"]
@@ -273,7 +263,7 @@ class OpenAIEmulator:
         return await self._serve(request, body, prompt)
 
     async def _handle_legacy(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = self._for_deployment(request, await _json_body(request))
         errors.validate_legacy(body)
         raw_prompt = body["prompt"]
         text = raw_prompt if isinstance(raw_prompt, str) else "\n".join(raw_prompt)
@@ -282,6 +272,24 @@ class OpenAIEmulator:
             "legacy", body["model"], count_tokens(text), f"Echo: {lines[-1] if lines else ''}"
         )
         return await self._serve(request, body, prompt)
+
+    async def _handle_responses(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        validate_responses(body)
+        messages = input_messages(body)
+        users = [m for m in messages if m["role"] == "user"]
+        last_user = users[-1]["content"] if users else ""
+        prompt = _Prompt(
+            "responses", body["model"], _count_prompt_tokens(messages), f"Echo: {last_user}"
+        )
+        return await self._serve(request, body, prompt)
+
+    def _for_deployment(self, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        """On an Azure path the deployment decides the model, whatever the body says."""
+        deployment = request.match_info.get("deployment")
+        if deployment is None:
+            return body
+        return {**body, "model": self.azure_deployments.get(deployment, deployment)}
 
     async def _serve(
         self, request: web.Request, body: dict[str, Any], prompt: _Prompt
@@ -314,7 +322,8 @@ class OpenAIEmulator:
                 abort_connection(request)
                 return web.Response(status=499)
             if stream:
-                return await StreamWriter(request, reply, completion, self._pacer).run()
+                writer = ResponsesWriter if prompt.kind == "responses" else StreamWriter
+                return await writer(request, reply, completion, self._pacer).run()
             return await send_full(request, reply, completion, self._pacer)
         finally:
             if stream:
@@ -328,8 +337,10 @@ class OpenAIEmulator:
         return Reply(text=default_text), False
 
     def _check_model_and_context(self, body: dict[str, Any], prompt: _Prompt) -> None:
-        if prompt.model not in self.models:
+        if prompt.model not in self.models and prompt.model not in self.reasoning_models:
             raise errors.model_not_found_error(prompt.model)
+        if prompt.model in self.reasoning_models:
+            quirks.check_reasoning_parameters(body, REASONING_REJECTS)
         window = self.context_windows.get(prompt.model, self.context_window)
         requested = requested_max_tokens(body) or 0
         if prompt.prompt_tokens + requested > window:
@@ -378,4 +389,5 @@ def _build_completion(body: dict[str, Any], prompt: _Prompt, reply: Reply) -> Co
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     options = body.get("stream_options") or {}
     include_usage = bool(options.get("include_usage")) and not reply.omit_usage
-    return Completion(prompt.kind, prompt.model, text, finish, usage, include_usage)
+    kind = ResponsesCompletion if prompt.kind == "responses" else Completion
+    return kind(prompt.kind, prompt.model, text, finish, usage, include_usage)

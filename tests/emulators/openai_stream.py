@@ -15,12 +15,11 @@ if TYPE_CHECKING:
     from tests.emulators.openai_api import Reply
 
 SYSTEM_FINGERPRINT = "fp_emulator"
-KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
 MALFORMED = b'data: {"choices": [\n\n'
 HANG_POLL_SECONDS = 0.05
 
-Kind = Literal["chat", "legacy"]
+Kind = Literal["chat", "legacy", "responses"]
 
 
 class EmulatorStopping(Exception):
@@ -177,20 +176,34 @@ class StreamWriter:
         pieces = split_pieces(self.completion.text, self.reply.chunk_chars)
         if await self._fault(0, len(pieces)):
             return self.response
-        role = self.completion.role_chunk()
-        if role is not None:
-            await self.response.write(role)
+        await self._open()
         for sent, piece in enumerate(pieces, start=1):
             await self.pacer.sleep(
                 self.reply.first_token_delay if sent == 1 else self.reply.chunk_delay
             )
             if self.reply.keepalive_comments:
-                await self.response.write(KEEPALIVE)
-            await self.response.write(self.completion.piece_chunk(piece))
+                await self.response.write(f": {self.reply.keepalive_text}\n\n".encode())
+            await self.response.write(self._piece(piece))
             if await self._fault(sent, len(pieces)):
                 return self.response
         await self._finish()
         return self.response
+
+    async def _open(self) -> None:
+        """What precedes the content: an empty delta, the role delta, reasoning deltas."""
+        chat = self.completion.kind == "chat"
+        if self.reply.empty_first_delta:
+            await self.response.write(self.completion.chunk({} if chat else ""))
+        role = self.completion.role_chunk()
+        if role is not None:
+            await self.response.write(role)
+        if chat:
+            for piece in split_pieces(self.reply.reasoning, self.reply.chunk_chars):
+                delta = {"content": None, "reasoning_content": piece}
+                await self.response.write(self.completion.chunk(delta))
+
+    def _piece(self, piece: str) -> bytes:
+        return self.completion.piece_chunk(piece)
 
     async def _finish(self) -> None:
         await self.response.write(self.completion.finish_chunk())

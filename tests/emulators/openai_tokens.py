@@ -67,10 +67,11 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 def requested_max_tokens(body: dict[str, Any]) -> int | None:
-    """``max_tokens`` or else ``max_completion_tokens`` of a request body, if set."""
+    """``max_tokens``, ``max_completion_tokens`` or ``max_output_tokens`` of a body, if set."""
     value = body.get("max_tokens")
-    if value is None:
-        value = body.get("max_completion_tokens")
+    for other in ("max_completion_tokens", "max_output_tokens"):
+        if value is None:
+            value = body.get(other)
     return value if isinstance(value, int) else None
 
 
