@@ -15,14 +15,16 @@ from bot.access import Access
 from bot.config import Settings
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
-from bot.llm.client import ChatClient
+from bot.metrics import QUEUE_DEPTH, MeteredChatClient, MeteredRateLimiter
 from bot.telegram.admin import AdminHandlers
+from bot.telegram.cluster import UpdateGate
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
+from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,10 @@ POLL_TIMEOUT = 30
 
 
 def build_application(
-    settings: Settings, runner: TurnRunner, sessions: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    runner: TurnRunner,
+    sessions: async_sessionmaker[AsyncSession],
+    gate: UpdateGate | None = None,
 ) -> AnyApplication:
     root = settings.telegram_base_url
     access = Access(settings, sessions)
@@ -40,18 +45,22 @@ def build_application(
         max_queued_per_chat=settings.max_queued_per_chat,
         skips_queue=handlers.skips_queue,
         on_busy=handlers.busy,
+        gate=gate,
+        records=settings.mode != "webhook",  # the webhook records before it answers Telegram
     )
+    QUEUE_DEPTH.set_function(ordering.queued)
     app = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .concurrent_updates(ordering)
-        .rate_limiter(ChatRateLimiter())
+        .rate_limiter(MeteredRateLimiter(ChatRateLimiter()))
         .connection_pool_size(TELEGRAM_POOL_SIZE)
         .pool_timeout(30)
         .build()
     )
+    ordering.process_earlier = app.process_update
     handlers.register(app)
     AdminHandlers(settings, sessions, runner, access).register(app)
     UserDataHandlers(sessions).register(app)
@@ -72,6 +81,9 @@ class BotRuntime:
         self.settings = settings
         self._engine: AsyncEngine | None = None
         self._http: httpx.AsyncClient | None = None
+        self._gate: UpdateGate | None = None
+        self._receiver: WebhookReceiver | None = None
+        self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
 
     async def start(self) -> None:
@@ -79,39 +91,89 @@ class BotRuntime:
         self._engine = create_engine(settings.resolved_database_url)
         await upgrade_to_head(self._engine)
         self._http = model_http_client(settings)
-        client = ChatClient(
+        key = settings.openai_api_key.get_secret_value()
+        client = MeteredChatClient(
             self._http,
             base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key.get_secret_value(),
+            api_key=key,
             max_retries=settings.openai_max_retries,
         )
         sessions = create_sessionmaker(self._engine)
         runner = TurnRunner(settings, sessions, client)
-        self.app = build_application(settings, runner, sessions)
+        self._gate = UpdateGate(self._engine, sessions)
+        self.app = build_application(settings, runner, sessions, self._gate)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
+        readiness = Readiness(self._engine, self._http, settings.openai_base_url, key)
+        if settings.mode == "webhook":
+            await self._start_webhook(readiness)
+            return
+        if settings.health_port:
+            self.web = HttpServer(
+                web_app(readiness, None, "/"), settings.webhook_listen, settings.health_port
+            )
+            await self.web.start()
         assert self.app.updater is not None
         await self.app.updater.start_polling(
-            timeout=POLL_TIMEOUT, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
+            timeout=POLL_TIMEOUT,
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=settings.drop_pending_updates,
         )
         logger.info("bot @%s is polling for updates", self.app.bot.username)
 
+    async def _start_webhook(self, readiness: Readiness) -> None:
+        """Serve the webhook first, then tell Telegram where it is."""
+        assert self.app is not None and self._gate is not None
+        settings = self.settings
+        secret = settings.webhook_secret.get_secret_value()
+        self._receiver = WebhookReceiver(self.app, self._gate, secret)
+        routes = web_app(readiness, self._receiver, settings.webhook_path)
+        self.web = HttpServer(routes, settings.webhook_listen, settings.webhook_port)
+        await self.web.start()
+        await self.app.bot.set_webhook(
+            settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=settings.drop_pending_updates,
+        )
+        logger.info("bot @%s takes updates by webhook", self.app.bot.username)
+
     async def stop(self) -> None:
-        """Stop taking updates, let running turns finish, then close every connection."""
+        """Stop taking updates, give running turns the grace period, then close everything."""
+        if self._receiver is not None:
+            self._receiver.closing = True
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         if self.app is not None:
             if self.app.updater is not None and self.app.updater.running:
                 await self.app.updater.stop()
+            await self._finish_turns(self.app)
             if self.app.running:
                 await self.app.stop()
             await self.app.shutdown()
             self.app = None
+        if self._gate is not None:
+            await self._gate.close()
+            self._gate = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    async def _finish_turns(self, app: AnyApplication) -> None:
+        processor = app.update_processor
+        if not isinstance(processor, ChatOrderedUpdateProcessor) or not processor.running:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        count = len(processor.running)
+        logger.info("letting %d running updates finish (up to %.0fs)", count, grace)
+        late = await processor.finish_running(grace)
+        if late:
+            logger.warning("%d updates did not finish in time: replies stored as interrupted", late)
 
     async def __aenter__(self) -> BotRuntime:
         try:
