@@ -37,11 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         "environment or a .env file (see README.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
+    run = commands.add_parser(
         "run",
-        help="migrate the database, then serve the bot (long polling)",
-        description="Apply pending migrations, then serve the bot with long polling until "
-        "SIGINT or SIGTERM.",
+        help="migrate the database, then serve the bot (long polling or webhook)",
+        description="Apply pending migrations, then serve the bot until SIGINT or SIGTERM "
+        "(then running replies get SHUTDOWN_GRACE_SECONDS to finish).",
+    )
+    run.add_argument(
+        "--webhook", action="store_true", help="take updates by webhook (same as MODE=webhook)"
     )
     export = commands.add_parser(
         "export",
@@ -77,7 +80,7 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with BotRuntime(settings):
         await stop.wait()
-        logger.info("stopping: finishing running replies")
+        logger.info("stopping: no new updates; finishing running replies")
 
 
 async def _migrate(settings: Settings) -> None:
@@ -101,7 +104,11 @@ async def _export(settings: Settings) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = console_settings() if args.command == "console" else load_settings()
+        if args.command == "console":
+            settings = console_settings()
+        else:
+            overrides = {"mode": "webhook"} if getattr(args, "webhook", False) else {}
+            settings = load_settings(**overrides)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

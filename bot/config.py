@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,6 +32,7 @@ Headers = Annotated[dict[str, str], NoDecode]
 Bias = Annotated[dict[str, float], NoDecode]
 Stops = Annotated[list[str], NoDecode]
 Profiles = Annotated[dict[str, ModelProfile], NoDecode]
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts as secret_token
 
 
 class Settings(BaseSettings):
@@ -107,6 +110,22 @@ class Settings(BaseSettings):
         SecretStr(""), description="Salt of the `user` field sent to the model; default: token."
     )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    mode: str = Field(
+        "polling", pattern="^(polling|webhook)$", description="How updates arrive: polling/webhook."
+    )
+    webhook_url: str = Field("", description="Public URL Telegram posts updates to (webhook mode).")
+    webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds to.")
+    webhook_port: int = Field(8080, ge=1, le=65535, description="Port of the webhook server.")
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="secret_token checked on every webhook request; required."
+    )
+    drop_pending_updates: bool = Field(False, description="Drop updates queued while down.")
+    health_port: int = Field(
+        0, ge=0, le=65535, description="Polling mode: port of /healthz, /readyz, /metrics; 0 = off."
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, seconds running replies get to finish."
+    )
 
     @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
     @classmethod
@@ -188,6 +207,23 @@ class Settings(BaseSettings):
             if (profile.context_tokens or self.context_tokens) <= self.max_reply_tokens:
                 raise ValueError(f"MODEL_PROFILES {name}: context_tokens <= MAX_REPLY_TOKENS")
         return self
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.mode != "webhook":
+            return self
+        if not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("MODE=webhook needs WEBHOOK_URL, the public https:// URL of the bot")
+        if not SECRET_TOKEN.fullmatch(self.webhook_secret.get_secret_value()):
+            raise ValueError(
+                "MODE=webhook needs WEBHOOK_SECRET: 1-256 characters A-Z, a-z, 0-9, _ and -"
+            )
+        return self
+
+    @property
+    def webhook_path(self) -> str:
+        """Where the webhook server takes updates: the path of WEBHOOK_URL."""
+        return urlsplit(self.webhook_url).path or "/"
 
     @property
     def resolved_database_url(self) -> str:

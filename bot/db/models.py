@@ -209,3 +209,19 @@ class Usage(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+
+
+class UpdateLog(Base):
+    """Every Telegram update taken, kept until it is done: de-duplication across replicas and
+    per-chat order (updates of a chat are handled in `update_id` order)."""
+
+    __tablename__ = "update_log"
+    __table_args__ = (Index("ix_update_log_chat_pending", "chat_id", "done", "update_id"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[str] = mapped_column(Text)
+    done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )

@@ -79,6 +79,12 @@ class Endpoint:
             return f"{self.base_url}/openai{path}"
         return f"{self.base_url}/openai/deployments/{self.azure_deployment or model}{path}"
 
+    def models_url(self) -> str:
+        """`GET` it to see the server is there and the key is accepted."""
+        if self.is_azure:
+            return f"{self.base_url}/openai/models?api-version={self.azure_api_version}"
+        return f"{self.base_url}/models"
+
     def params(self) -> dict[str, str]:
         return {"api-version": self.azure_api_version} if self.is_azure else {}
 

@@ -17,14 +17,18 @@ from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.llm.backends import Backends
+from bot.llm.profile import DEFAULT_PROFILE
 from bot.logs import quiet_secret_loggers
+from bot.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
 from bot.telegram.admin import AdminHandlers
+from bot.telegram.cluster import UpdateGate
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
+from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +37,10 @@ POLL_TIMEOUT = 30
 
 
 def build_application(
-    settings: Settings, runner: TurnRunner, sessions: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    runner: TurnRunner,
+    sessions: async_sessionmaker[AsyncSession],
+    gate: UpdateGate | None = None,
 ) -> AnyApplication:
     root = settings.telegram_base_url
     access = Access(settings, sessions)
@@ -42,18 +49,22 @@ def build_application(
         max_queued_per_chat=settings.max_queued_per_chat,
         skips_queue=handlers.skips_queue,
         on_busy=handlers.busy,
+        gate=gate,
+        records=settings.mode != "webhook",  # the webhook records before it answers Telegram
     )
+    QUEUE_DEPTH.set_function(ordering.queued)
     app = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .concurrent_updates(ordering)
-        .rate_limiter(ChatRateLimiter())
+        .rate_limiter(MeteredRateLimiter(ChatRateLimiter()))
         .connection_pool_size(TELEGRAM_POOL_SIZE)
         .pool_timeout(30)
         .build()
     )
+    ordering.process_earlier = app.process_update
     handlers.register(app)
     AdminHandlers(settings, sessions, runner, access).register(app)
     UserDataHandlers(sessions).register(app)
@@ -74,6 +85,9 @@ class BotRuntime:
         self.settings = settings
         self._engine: AsyncEngine | None = None
         self._http: httpx.AsyncClient | None = None
+        self._gate: UpdateGate | None = None
+        self._receiver: WebhookReceiver | None = None
+        self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
 
     async def start(self) -> None:
@@ -82,37 +96,90 @@ class BotRuntime:
         self._engine = create_engine(settings.resolved_database_url)
         await upgrade_to_head(self._engine)
         self._http = model_http_client(settings)
-        client = Backends.from_settings(self._http, settings)
+        backends = Backends.from_settings(self._http, settings)
+        client = MeteredClient(backends)
         sessions = create_sessionmaker(self._engine)
         async with sessions.begin() as session:
             if settled := await store.close_unfinished_replies(session):
                 logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = TurnRunner(settings, sessions, client)
-        self.app = build_application(settings, runner, sessions)
+        self._gate = UpdateGate(self._engine, sessions)
+        self.app = build_application(settings, runner, sessions, self._gate)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
+        default = backends.endpoint(DEFAULT_PROFILE)
+        readiness = Readiness(
+            self._engine, self._http, default.models_url(), default.request_headers()
+        )
+        if settings.mode == "webhook":
+            await self._start_webhook(readiness)
+            return
+        if settings.health_port:
+            self.web = HttpServer(
+                web_app(readiness, None, "/"), settings.webhook_listen, settings.health_port
+            )
+            await self.web.start()
         assert self.app.updater is not None
         await self.app.updater.start_polling(
-            timeout=POLL_TIMEOUT, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
+            timeout=POLL_TIMEOUT,
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=settings.drop_pending_updates,
         )
         logger.info("bot @%s is polling for updates", self.app.bot.username)
 
+    async def _start_webhook(self, readiness: Readiness) -> None:
+        """Serve the webhook first, then tell Telegram where it is."""
+        assert self.app is not None and self._gate is not None
+        settings = self.settings
+        secret = settings.webhook_secret.get_secret_value()
+        self._receiver = WebhookReceiver(self.app, self._gate, secret)
+        routes = web_app(readiness, self._receiver, settings.webhook_path)
+        self.web = HttpServer(routes, settings.webhook_listen, settings.webhook_port)
+        await self.web.start()
+        await self.app.bot.set_webhook(
+            settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=settings.drop_pending_updates,
+        )
+        logger.info("bot @%s takes updates by webhook", self.app.bot.username)
+
     async def stop(self) -> None:
-        """Stop taking updates, let running turns finish, then close every connection."""
+        """Stop taking updates, give running turns the grace period, then close everything."""
+        if self._receiver is not None:
+            self._receiver.closing = True
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         if self.app is not None:
             if self.app.updater is not None and self.app.updater.running:
                 await self.app.updater.stop()
+            await self._finish_turns(self.app)
             if self.app.running:
                 await self.app.stop()
             await self.app.shutdown()
             self.app = None
+        if self._gate is not None:
+            await self._gate.close()
+            self._gate = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+    async def _finish_turns(self, app: AnyApplication) -> None:
+        processor = app.update_processor
+        if not isinstance(processor, ChatOrderedUpdateProcessor) or not processor.running:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        count = len(processor.running)
+        logger.info("letting %d running updates finish (up to %.0fs)", count, grace)
+        late = await processor.finish_running(grace)
+        if late:
+            logger.warning("%d updates did not finish in time: replies stored as interrupted", late)
 
     async def __aenter__(self) -> BotRuntime:
         try:

@@ -22,6 +22,7 @@ from telegram.ext import (
 from bot.access import Access, Verdict
 from bot.config import Settings
 from bot.db.store import ChatInfo, UserInfo
+from bot.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.turn import Incoming, Outcome, ReplySink, TurnControl, TurnRunner
@@ -205,7 +206,8 @@ class ChatHandlers:
         control = TurnControl()
         self._active[message.chat_id] = control
         try:
-            await run(sink, control)
+            outcome = await run(sink, control)
+            TURNS.labels(outcome.value).inc()
         finally:
             if self._active.get(message.chat_id) is control:
                 del self._active[message.chat_id]

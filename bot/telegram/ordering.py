@@ -1,6 +1,10 @@
 """Per-chat ordering: updates of one chat are handled one at a time, in arrival order;
 different chats run concurrently. Control commands (/stop) skip the line, and a chat whose
-queue is full gets a "busy" answer instead of waiting without bound."""
+queue is full gets a "busy" answer instead of waiting without bound.
+
+With an `UpdateGate` the order also holds across replicas sharing PostgreSQL, and an update
+that was taken before (a redelivery, possibly to another replica) is dropped; see cluster.py.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.metrics import DUPLICATE_UPDATES
+from bot.telegram.cluster import UpdateGate
+
 logger = logging.getLogger(__name__)
 
 UpdateCheck = Callable[[Update], bool]
 BusyReply = Callable[[Update], Awaitable[None]]
+Process = Callable[[Update], Awaitable[None]]
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
@@ -28,8 +36,14 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         max_queued_per_chat: int = 5,
         skips_queue: UpdateCheck = lambda update: False,
         on_busy: BusyReply | None = None,
+        gate: UpdateGate | None = None,
+        records: bool = True,
     ) -> None:
         super().__init__(max_concurrent_updates)
+        self._gate = gate
+        self._records = records  # False when the webhook recorded updates before queueing them
+        self.process_earlier: Process | None = None  # Application.process_update, once built
+        self.running: set[asyncio.Task[Any]] = set()
         self._locks: dict[int, asyncio.Lock] = {}
         self._holders: dict[int, int] = {}
         self._max_queued = max_queued_per_chat
@@ -37,9 +51,24 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._on_busy = on_busy
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
+        try:
+            await self._ordered(update, coroutine)
+        finally:
+            if task is not None:
+                self.running.discard(task)
+
+    async def _ordered(self, update: object, coroutine: Awaitable[Any]) -> None:
+        gate = self._gate if isinstance(update, Update) else None
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None or (isinstance(update, Update) and self._skips_queue(update)):
-            await coroutine
+            if gate is None or not self._records or await self._record(gate, update):
+                await coroutine
+                await self._done(update)
+            else:
+                _discard(coroutine)
             return
         # One update runs and up to max_queued wait; past that the user is told to wait.
         if self._holders.get(chat.id, 0) > self._max_queued:
@@ -48,16 +77,68 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
             logger.info("chat %s: queue full, update %s answered busy", chat.id, update.update_id)
             if self._on_busy is not None:
                 await self._on_busy(update)
+            if gate is not None and self._records:
+                await gate.record(update)
+            await self._done(update)
             return
         lock = self._locks.setdefault(chat.id, asyncio.Lock())
-        self._holders[chat.id] = self._holders.get(chat.id, 0) + 1
+        self._holders[chat.id] = self._holders.get(chat.id, 0) + 1  # before any await
         try:
+            if gate is not None and self._records and not await self._record(gate, update):
+                _discard(coroutine)
+                return
             async with lock:
-                await coroutine
+                if gate is None:
+                    await coroutine
+                else:
+                    assert isinstance(update, Update)
+                    await self._in_turn(gate, chat.id, update, coroutine)
         finally:
             self._holders[chat.id] -= 1
             if not self._holders[chat.id]:
                 del self._holders[chat.id], self._locks[chat.id]
+
+    async def _in_turn(
+        self, gate: UpdateGate, chat_id: int, update: Update, coroutine: Awaitable[Any]
+    ) -> None:
+        """Under the chat's shared lock: earlier pending updates first, then this one once."""
+        async with gate.chat_turn(chat_id):
+            for earlier in await gate.earlier_pending(chat_id, update.update_id, update.get_bot()):
+                if self.process_earlier is not None:
+                    logger.info("chat %s: handling earlier update %s", chat_id, earlier.update_id)
+                    await self.process_earlier(earlier)
+                await gate.done(earlier.update_id)
+            if await gate.is_done(update.update_id):
+                _discard(coroutine)
+                return
+            await coroutine
+            await gate.done(update.update_id)
+
+    @staticmethod
+    async def _record(gate: UpdateGate, update: object) -> bool:
+        """Take the update in the shared log; False (and a log line) for a redelivery."""
+        assert isinstance(update, Update)
+        if await gate.record(update):
+            return True
+        DUPLICATE_UPDATES.inc()
+        logger.info("update %s was taken before: ignored", update.update_id)
+        return False
+
+    async def _done(self, update: object) -> None:
+        if self._gate is not None and isinstance(update, Update):
+            await self._gate.done(update.update_id)
+
+    async def finish_running(self, grace: float) -> int:
+        """Let running updates finish for `grace` seconds, then cancel the rest; return how many
+        were cancelled (their turns store what they had, marked interrupted)."""
+        if not self.running:
+            return 0
+        _, late = await asyncio.wait(set(self.running), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        return len(late)
 
     def queued(self) -> int:
         """Updates waiting for, or holding, a chat's turn."""

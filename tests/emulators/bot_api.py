@@ -4,9 +4,10 @@ A real aiohttp HTTP server on 127.0.0.1 that speaks the Bot API well enough for 
 python-telegram-bot ``Application`` to run against it (``base_url=emu.base_url``). Tests inject
 user activity (``send_text``, ``press_button``...), then assert on what the bot did (``calls``,
 ``bot_messages``, ``drafts``). Telegram's validation, error texts and flood limits are enforced;
-faults can be scripted with ``fail_next`` and ``drop_next``. ``latency`` (seconds, default 0)
-delays every answer to model Telegram's round trip; a ``getUpdates`` long poll waits as usual
-and only its answer is delayed.
+faults can be scripted with ``fail_next`` and ``drop_next``. After ``setWebhook`` the updates are
+POSTed to the webhook instead (``webhooks``: delivery log and load-balancing targets).
+``latency`` (seconds, default 0) delays every answer to model Telegram's round trip; a
+``getUpdates`` long poll waits as usual and only its answer is delayed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.emulators.bot_api_support import (
     normalize_params,
 )
 from tests.emulators.bot_api_text import detect_entities
+from tests.emulators.bot_api_webhook import WebhookDeliverer
 
 __all__ = ["ApiCall", "BotAPIEmulator", "ChatMessage"]
 
@@ -70,6 +72,8 @@ class BotAPIEmulator:
         self._methods = BotMethods(self.state, self.limiter)
         self._faults: list[Fault] = []
         self._runner: web.AppRunner | None = None
+        self.webhooks = WebhookDeliverer(self.state)
+        self._delivery: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -87,11 +91,16 @@ class BotAPIEmulator:
         self._runner = runner
         port = runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/bot"
+        self._delivery = asyncio.create_task(self.webhooks.run())
 
     async def stop(self) -> None:
         """Release long polls and shut the server down."""
         self.state.stopping = True
         self.state.notify()
+        if self._delivery is not None:
+            self.webhooks.stopped = True
+            await self._delivery
+            self._delivery = None
         if self._runner is not None:
             with contextlib.suppress(AssertionError):
                 await self.wait_for(lambda: self.state.active_polls == 0, timeout=1.0)

@@ -1,0 +1,58 @@
+"""Queries of the update log: take an update once, find a chat's earlier pending ones, mark
+them done, forget old ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import UpdateLog
+
+KEEP_DONE = timedelta(days=2)  # Telegram keeps an unconfirmed update for 24 hours
+
+
+async def record(session: AsyncSession, update_id: int, chat_id: int | None, payload: str) -> bool:
+    """Insert the update; False when it was taken before (a redelivery)."""
+    values = {"update_id": update_id, "chat_id": chat_id, "payload": payload}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(UpdateLog).values(**values).on_conflict_do_nothing()
+    result = await session.execute(statement.returning(UpdateLog.update_id))
+    return result.scalar_one_or_none() is not None
+
+
+async def pending_before(session: AsyncSession, chat_id: int, update_id: int) -> list[UpdateLog]:
+    """Updates of the chat taken before `update_id` and not done yet, oldest first."""
+    rows = await session.scalars(
+        select(UpdateLog)
+        .where(
+            UpdateLog.chat_id == chat_id,
+            UpdateLog.done.is_(False),
+            UpdateLog.update_id < update_id,
+        )
+        .order_by(UpdateLog.update_id)
+    )
+    return list(rows)
+
+
+async def is_done(session: AsyncSession, update_id: int) -> bool:
+    done = await session.scalar(select(UpdateLog.done).where(UpdateLog.update_id == update_id))
+    return bool(done)
+
+
+async def mark_done(session: AsyncSession, update_id: int) -> None:
+    await session.execute(
+        update(UpdateLog).where(UpdateLog.update_id == update_id).values(done=True)
+    )
+
+
+async def prune(session: AsyncSession, now: datetime | None = None) -> int:
+    """Forget done updates older than `KEEP_DONE`; return how many."""
+    cutoff = (now or datetime.now(UTC)) - KEEP_DONE
+    result = await session.execute(
+        delete(UpdateLog).where(UpdateLog.done.is_(True), UpdateLog.received_at < cutoff)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,95 @@
+"""What replicas share through the database: which updates were taken, and whose turn it is.
+
+Every update is recorded in `update_log` (its id is the primary key) before it is handled, so a
+redelivered update is a no-op in any replica. A chat's updates run under a PostgreSQL advisory
+lock on the chat id (`pg_advisory_xact_lock`, held by a transaction on a separate small pool
+for the whole turn); whoever holds it first handles the chat's earlier pending updates, oldest
+first, so replicas keep each chat in order. SQLite serves one process: the in-process lock of
+`ChatOrderedUpdateProcessor` is enough there and the advisory lock is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from telegram import Bot, Update
+
+from bot.db import update_log
+
+logger = logging.getLogger(__name__)
+
+LOCK_POOL_SIZE = 16
+LOCK_POOL_OVERFLOW = 48  # at most 64 chats in a turn at once per replica
+LOCK_WAIT_SECONDS = 600
+PRUNE_EVERY = 1_000
+
+
+def chat_of(update: Update) -> int | None:
+    chat = update.effective_chat
+    return chat.id if chat is not None else None
+
+
+class UpdateGate:
+    """The update log and the per-chat advisory lock of one replica."""
+
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._locks: AsyncEngine | None = None
+        if engine.dialect.name == "postgresql":
+            self._locks = create_async_engine(
+                engine.url,
+                pool_size=LOCK_POOL_SIZE,
+                max_overflow=LOCK_POOL_OVERFLOW,
+                pool_timeout=LOCK_WAIT_SECONDS,
+                pool_pre_ping=True,
+            )
+        self._recorded = 0
+
+    async def record(self, update: Update) -> bool:
+        """Take the update; False when some replica took it before (ignore it then)."""
+        payload = json.dumps(update.to_dict(), separators=(",", ":"))
+        async with self._sessions.begin() as session:
+            new = await update_log.record(session, update.update_id, chat_of(update), payload)
+            self._recorded += 1
+            if new and self._recorded % PRUNE_EVERY == 0:
+                logger.info("forgot %d old handled updates", await update_log.prune(session))
+        return new
+
+    @asynccontextmanager
+    async def chat_turn(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold the chat's advisory lock (PostgreSQL) until the block ends."""
+        if self._locks is None:
+            yield
+            return
+        async with self._locks.begin() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock(chat_id)))
+            yield
+        # Commit (or the pool's rollback on return) ends the transaction and frees the lock.
+
+    async def earlier_pending(self, chat_id: int, update_id: int, bot: Bot) -> list[Update]:
+        """The chat's updates taken before this one and not handled yet (by any replica)."""
+        async with self._sessions() as session:
+            rows = await update_log.pending_before(session, chat_id, update_id)
+        return [Update.de_json(json.loads(row.payload), bot) for row in rows]
+
+    async def is_done(self, update_id: int) -> bool:
+        async with self._sessions() as session:
+            return await update_log.is_done(session, update_id)
+
+    async def done(self, update_id: int) -> None:
+        async with self._sessions.begin() as session:
+            await update_log.mark_done(session, update_id)
+
+    async def close(self) -> None:
+        if self._locks is not None:
+            await self._locks.dispose()
