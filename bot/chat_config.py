@@ -81,6 +81,7 @@ class ChatConfig:
     prompt_source: str  # "chat", "preset <name>", "global" or "config"
     max_reply_tokens: int
     sampling: Sampling
+    summary_enabled: bool = True  # fold old turns into a rolling summary
 
 
 def _configured(settings: Settings, name: str) -> Any:
@@ -133,5 +134,8 @@ def resolve(
             frequency_penalty=value("frequency_penalty"),
             seed=value("seed"),
             stop=tuple(stop or ()),
+        ),
+        summary_enabled=(
+            settings.summary_enabled if chat.summary_enabled is None else chat.summary_enabled
         ),
     )

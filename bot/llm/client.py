@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 MAX_RETRY_WAIT = 30.0
 
 
+def delta_reasoning(delta: dict[str, Any]) -> str:
+    """The thinking in a chunk's delta (`reasoning_content`, or OpenRouter's `reasoning`)."""
+    value = delta.get("reasoning_content") or delta.get("reasoning") or ""
+    return value if isinstance(value, str) else ""
+
+
 def parse_chunk(data: str, *, secret: str = "") -> StreamEvent | None:
     """Parse one `data:` payload of a chat.completion.chunk stream (None for empty deltas)."""
     try:
@@ -41,18 +47,19 @@ def parse_chunk(data: str, *, secret: str = "") -> StreamEvent | None:
         raise LLMProtocolError(f"unexpected stream payload: {data[:80]!r}")
     if chunk.get("error"):
         raise stream_error(chunk, secret=secret)
-    text, finish = "", None
+    text, reasoning, finish = "", "", None
     choices = chunk.get("choices") or []
     if choices and isinstance(choices[0], dict):
         delta = choices[0].get("delta") or {}
         text = delta.get("content") or ""
+        reasoning = delta_reasoning(delta) if isinstance(delta, dict) else ""
         finish = choices[0].get("finish_reason")
     usage = None
     if isinstance(raw := chunk.get("usage"), dict):
         usage = Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-    if not text and finish is None and usage is None:
+    if not text and not reasoning and finish is None and usage is None:
         return None
-    return StreamEvent(text=text, finish_reason=finish, usage=usage)
+    return StreamEvent(text=text, finish_reason=finish, usage=usage, reasoning=reasoning)
 
 
 class ChatClient:

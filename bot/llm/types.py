@@ -66,8 +66,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One parsed SSE chunk: a text delta, the finish reason, or the usage report."""
+    """One parsed SSE chunk: a text delta, a reasoning delta, the finish reason, or the usage.
+
+    `reasoning` is the model's thinking (`reasoning_content` deltas and the like); it is
+    never part of `text`, the answer.
+    """
 
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    reasoning: str = ""

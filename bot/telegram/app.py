@@ -73,6 +73,7 @@ class BotRuntime:
         self._engine: AsyncEngine | None = None
         self._http: httpx.AsyncClient | None = None
         self.app: AnyApplication | None = None
+        self.runner: TurnRunner | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -86,7 +87,7 @@ class BotRuntime:
             max_retries=settings.openai_max_retries,
         )
         sessions = create_sessionmaker(self._engine)
-        runner = TurnRunner(settings, sessions, client)
+        runner = self.runner = TurnRunner(settings, sessions, client)
         self.app = build_application(settings, runner, sessions)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
@@ -106,6 +107,9 @@ class BotRuntime:
                 await self.app.stop()
             await self.app.shutdown()
             self.app = None
+        if self.runner is not None:
+            await self.runner.aclose()
+            self.runner = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None

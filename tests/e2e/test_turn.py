@@ -71,7 +71,8 @@ async def test_the_user_field_is_a_salted_hash_never_the_raw_id(
 async def test_history_is_trimmed_oldest_first_to_the_token_budget(
     make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
 ) -> None:
-    settings = make_settings(context_tokens=400, max_reply_tokens=100)
+    # Plain trimming; the rolling summary has its own tests (test_memory.py).
+    settings = make_settings(context_tokens=400, max_reply_tokens=100, summary_enabled=False)
     sent = [f"Message number {i}: " + "lorem ipsum dolor sit amet " * 3 for i in range(12)]
     async with BotRuntime(settings):
         for text in sent:

@@ -1,0 +1,201 @@
+"""Rolling summary end to end: turns that leave the budget are folded into a running summary."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.db.engine import create_engine, create_sessionmaker
+from bot.db.models import Summary, Usage
+from bot.telegram.app import BotRuntime
+from tests.conftest import SettingsFactory
+from tests.e2e.chat import ask, shows
+from tests.emulators.bot_api import BotAPIEmulator
+from tests.emulators.openai_api import OpenAIEmulator, Reply, is_summary_request, summary_text
+
+ALICE = 1001
+ADMIN = 4242
+SUMMARY_HEADER = "Summary of the earlier conversation:"
+
+
+def turn_text(i: int) -> str:
+    return f"Message number {i}: tell me about topic {i} " + "and more " * (i % 5)
+
+
+def split_requests(model: OpenAIEmulator) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(reply requests, summary requests) the model received, in order."""
+    bodies = model.chat_requests()
+    return (
+        [b for b in bodies if not is_summary_request(b)],
+        [b for b in bodies if is_summary_request(b)],
+    )
+
+
+async def stored(database_url: str, table: Any) -> list[Any]:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list(await session.scalars(select(table).order_by(table.id)))
+    finally:
+        await engine.dispose()
+
+
+async def wait_for_summaries(database_url: str, count: int) -> list[Summary]:
+    async with asyncio.timeout(15):
+        while len(rows := await stored(database_url, Summary)) < count:
+            await asyncio.sleep(0.05)
+    return rows
+
+
+async def test_a_300_turn_conversation_keeps_a_summary_within_a_2000_token_budget(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings = make_settings(context_tokens=2256, max_reply_tokens=256, edit_interval=0.2)
+    model.context_windows["gpt-4o-mini"] = 2256
+    async with BotRuntime(settings):
+        for i in range(1, 301):
+            await ask(telegram, ALICE, turn_text(i))
+        replies, summaries = split_requests(model)
+        assert len(replies) == 300
+        sizes = [model.count_prompt_tokens(r["messages"]) for r in replies]
+        print(
+            f"\n300 turns, budget 2000: prompt tokens max {max(sizes)}, "
+            f"median {statistics.median(sizes)}, summary calls {len(summaries)}"
+        )
+        assert max(sizes) <= 2000
+        assert all(model.count_prompt_tokens(s["messages"]) + 256 <= 2256 for s in summaries)
+        assert 10 <= len(summaries) < 150, "folds come every few turns, not every turn"
+        last = replies[-1]["messages"]
+        assert last[0]["role"] == "system" and SUMMARY_HEADER in last[0]["content"]
+        assert [m["role"] for m in last[1:3]] == ["user", "assistant"]
+        assert last[-1] == {"role": "user", "content": turn_text(300)}
+        rows = await wait_for_summaries(database_url, len(summaries))
+    newest = rows[-1]
+    assert newest.first_message_id == rows[0].first_message_id == 1
+    assert newest.token_count > 0 and newest.content in last[0]["content"]
+    # Every message is either in the summary or in the prompt: nothing fell through a gap.
+    oldest_sent = last[1]["content"]
+    assert f"Message number {int(oldest_sent.split()[2].rstrip(':'))}" in oldest_sent
+    covered = summary_text(summaries[-1]["messages"]).split("the last: ", 1)[1]
+    assert covered.startswith("Assistant: Echo: Message number")
+    assert int(covered.split()[4].rstrip(":")) + 1 == int(oldest_sent.split()[2].rstrip(":"))
+
+
+async def test_the_summary_call_does_not_delay_replies(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    gate = asyncio.Event()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if is_summary_request(body):
+            return Reply(text=summary_text(body["messages"]), hold=gate)
+        return Reply(text="Echo: " + body["messages"][-1]["content"])
+
+    model.responder = respond
+    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    async with BotRuntime(settings):
+        i = 0
+        while not split_requests(model)[1]:
+            i += 1
+            await ask(telegram, ALICE, turn_text(i))
+        # The summary call is held open; the chat goes on regardless.
+        for j in range(i + 1, i + 4):
+            await ask(telegram, ALICE, turn_text(j))
+        assert await stored(database_url, Summary) == []
+        assert len(split_requests(model)[1]) == 1, "one summary job per chat at a time"
+        gate.set()
+        await wait_for_summaries(database_url, 1)
+        await ask(telegram, ALICE, "and now?")
+    replies, _ = split_requests(model)
+    assert SUMMARY_HEADER in replies[-1]["messages"][0]["content"]
+    assert all(SUMMARY_HEADER not in r["messages"][0]["content"] for r in replies[:-1])
+    usage = await stored(database_url, Usage)
+    assert [u.kind for u in usage].count("summary") == len(split_requests(model)[1])
+    assert all(u.prompt_tokens > 0 for u in usage)
+
+
+async def test_a_failed_summary_call_changes_nothing_and_is_tried_again(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    failed: list[int] = []
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if is_summary_request(body):
+            if not failed:
+                failed.append(1)
+                return Reply(status=400, error_message="Invalid request")
+            return Reply(text=summary_text(body["messages"]))
+        return Reply(text="Echo: " + body["messages"][-1]["content"])
+
+    model.responder = respond
+    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    async with BotRuntime(settings):
+        i = 0
+        while len(split_requests(model)[1]) < 2:
+            i += 1
+            await ask(telegram, ALICE, turn_text(i))
+        await wait_for_summaries(database_url, 1)
+    assert failed and all(m.text.startswith("Echo: ") for m in telegram.bot_messages(ALICE))
+
+
+async def test_summary_can_be_switched_off_per_chat_by_an_admin(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    settings = make_settings(
+        context_tokens=600, max_reply_tokens=100, edit_interval=0.2, admin_user_ids=str(ADMIN)
+    )
+    async with BotRuntime(settings):
+        telegram.send_text(ALICE, "/summary off")
+        await telegram.wait_for(
+            lambda: shows(telegram, ALICE, "Sorry, that command is for the bot's admins.")
+        )
+        telegram.send_text(ADMIN, "/summary off")
+        await telegram.wait_for(lambda: shows(telegram, ADMIN, "Rolling summary here is now off."))
+        for i in range(1, 16):
+            await ask(telegram, ADMIN, turn_text(i))
+            await ask(telegram, ALICE, turn_text(i))
+        await asyncio.sleep(0.2)
+        summarized = {b["user"] for b in split_requests(model)[1]}
+        replies_by_user = {b["user"] for b in split_requests(model)[0]}
+    assert len(summarized) == 1 and len(replies_by_user) == 2, "only Alice's chat is summarized"
+
+
+async def test_memory_shows_the_summary_and_how_many_recent_messages_fit(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    async with BotRuntime(settings):
+        telegram.send_text(ALICE, "/memory")
+        empty = "I don't remember anything of this conversation yet."
+        await telegram.wait_for(lambda: shows(telegram, ALICE, empty))
+        await ask(telegram, ALICE, "hello")
+        telegram.send_text(ALICE, "/memory")
+        await telegram.wait_for(
+            lambda: any("No summary yet" in t.text for t in telegram.bot_messages(ALICE))
+        )
+        assert "Recent messages I see word for word: 2 " in telegram.bot_messages(ALICE)[-1].text
+        i = 0
+        while not split_requests(model)[1]:
+            i += 1
+            await ask(telegram, ALICE, turn_text(i))
+        [summary] = await wait_for_summaries(database_url, 1)
+        telegram.send_text(ALICE, "/memory")
+        await telegram.wait_for(lambda: summary.content in telegram.bot_messages(ALICE)[-1].text)
+    answer = telegram.bot_messages(ALICE)[-1].text
+    assert answer.startswith("Summary of our earlier conversation (")
+    assert "Recent messages I see word for word: " in answer
