@@ -6,11 +6,16 @@ import asyncio
 import statistics
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
+from bot.db.migrate import upgrade_to_head
 from bot.db.models import Summary, Usage
+from bot.db.store import ChatInfo, UserInfo
+from bot.llm.client import ChatClient
 from bot.telegram.app import BotRuntime
+from bot.turn import Incoming, Outcome, TurnRunner
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows
 from tests.emulators.bot_api import BotAPIEmulator
@@ -45,46 +50,102 @@ async def stored(database_url: str, table: Any) -> list[Any]:
 
 async def wait_for_summaries(database_url: str, count: int) -> list[Summary]:
     async with asyncio.timeout(15):
-        while len(rows := await stored(database_url, Summary)) < count:
+        while True:  # written by a background job: poll the database
+            rows = await stored(database_url, Summary)
+            if len(rows) >= count:
+                return rows
             await asyncio.sleep(0.05)
-    return rows
+
+
+class CollectingSink:
+    """Where the turn runner shows replies when driven without Telegram: it keeps them."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+
+    async def begin(self) -> None:
+        return None
+
+    def push(self, text: str, reasoning: str = "") -> None:
+        return None
+
+    async def finish(self, text: str, reasoning: str = "") -> list[int]:
+        self.shown.append(text)
+        return []
+
+    async def say(self, text: str) -> None:
+        self.shown.append(text)
+
+
+def check_long_conversation(model: OpenAIEmulator, turns: int, budget: int, window: int) -> None:
+    """Every prompt within budget, folds every few turns, the last prompt carrying a summary."""
+    replies, summaries = split_requests(model)
+    assert len(replies) == turns
+    sizes = [model.count_prompt_tokens(r["messages"]) for r in replies]
+    print(
+        f"\n{turns} turns, budget {budget}: prompt tokens max {max(sizes)}, "
+        f"median {statistics.median(sizes)}, summary calls {len(summaries)}"
+    )
+    assert max(sizes) <= budget
+    assert all(
+        model.count_prompt_tokens(s["messages"]) + s["max_tokens"] <= window for s in summaries
+    )
+    assert turns // 30 <= len(summaries) < turns // 2, "folds come every few turns, not every turn"
+    last = replies[-1]["messages"]
+    assert last[0]["role"] == "system" and SUMMARY_HEADER in last[0]["content"]
+    assert [m["role"] for m in last[1:3]] == ["user", "assistant"]
+    assert last[-1] == {"role": "user", "content": turn_text(turns)}
+    # Nothing fell through a gap: the last fold ends right before the oldest message sent.
+    oldest_sent = int(last[1]["content"].split()[2].rstrip(":"))
+    if SUMMARY_HEADER + "\n" + summary_text(summaries[-1]["messages"]) in last[0]["content"]:
+        covered = summary_text(summaries[-1]["messages"]).split("the last: ", 1)[1]
+        assert covered.startswith("Assistant: Echo: Message number")
+        assert int(covered.split()[4].rstrip(":")) + 1 == oldest_sent
 
 
 async def test_a_300_turn_conversation_keeps_a_summary_within_a_2000_token_budget(
+    make_settings: SettingsFactory, model: OpenAIEmulator, database_url: str
+) -> None:
+    """Driven through the turn runner (300 Telegram turns take minutes under its rate limits)."""
+    settings = make_settings(context_tokens=2256, max_reply_tokens=256)
+    model.context_windows["gpt-4o-mini"] = 2256
+    engine = create_engine(database_url)
+    await upgrade_to_head(engine)
+    http = httpx.AsyncClient(timeout=10)
+    client = ChatClient(http, base_url=model.base_url, api_key="sk-test-key")
+    runner = TurnRunner(settings, create_sessionmaker(engine), client)
+    sink = CollectingSink()
+    try:
+        for i in range(1, 301):
+            incoming = Incoming(ChatInfo(ALICE), UserInfo(ALICE, "Alice"), turn_text(i), i)
+            assert await runner.run(incoming, sink) is Outcome.ANSWERED
+        await runner.summarizer.idle()
+    finally:
+        await runner.aclose()
+        await http.aclose()
+        await engine.dispose()
+    assert sink.shown == [f"Echo: {turn_text(i)}" for i in range(1, 301)]
+    check_long_conversation(model, 300, 2000, 2256)
+    rows = await stored(database_url, Summary)
+    assert len(rows) == len(split_requests(model)[1])
+    assert rows[-1].first_message_id == rows[0].first_message_id == 1
+    assert rows[-1].token_count > 0
+
+
+async def test_a_long_telegram_conversation_keeps_a_summary_within_budget(
     make_settings: SettingsFactory,
     telegram: BotAPIEmulator,
     model: OpenAIEmulator,
     database_url: str,
 ) -> None:
-    settings = make_settings(context_tokens=2256, max_reply_tokens=256, edit_interval=0.2)
-    model.context_windows["gpt-4o-mini"] = 2256
+    settings = make_settings(context_tokens=856, max_reply_tokens=256, edit_interval=0.2)
+    model.context_windows["gpt-4o-mini"] = 856
     async with BotRuntime(settings):
-        for i in range(1, 301):
+        for i in range(1, 41):
             await ask(telegram, ALICE, turn_text(i))
-        replies, summaries = split_requests(model)
-        assert len(replies) == 300
-        sizes = [model.count_prompt_tokens(r["messages"]) for r in replies]
-        print(
-            f"\n300 turns, budget 2000: prompt tokens max {max(sizes)}, "
-            f"median {statistics.median(sizes)}, summary calls {len(summaries)}"
-        )
-        assert max(sizes) <= 2000
-        assert all(model.count_prompt_tokens(s["messages"]) + 256 <= 2256 for s in summaries)
-        assert 10 <= len(summaries) < 150, "folds come every few turns, not every turn"
-        last = replies[-1]["messages"]
-        assert last[0]["role"] == "system" and SUMMARY_HEADER in last[0]["content"]
-        assert [m["role"] for m in last[1:3]] == ["user", "assistant"]
-        assert last[-1] == {"role": "user", "content": turn_text(300)}
-        rows = await wait_for_summaries(database_url, len(summaries))
-    newest = rows[-1]
-    assert newest.first_message_id == rows[0].first_message_id == 1
-    assert newest.token_count > 0 and newest.content in last[0]["content"]
-    # Every message is either in the summary or in the prompt: nothing fell through a gap.
-    oldest_sent = last[1]["content"]
-    assert f"Message number {int(oldest_sent.split()[2].rstrip(':'))}" in oldest_sent
-    covered = summary_text(summaries[-1]["messages"]).split("the last: ", 1)[1]
-    assert covered.startswith("Assistant: Echo: Message number")
-    assert int(covered.split()[4].rstrip(":")) + 1 == int(oldest_sent.split()[2].rstrip(":"))
+    check_long_conversation(model, 40, 600, 856)
+    rows = await stored(database_url, Summary)
+    assert rows and rows[-1].content in split_requests(model)[0][-1]["messages"][0]["content"]
 
 
 async def test_the_summary_call_does_not_delay_replies(
