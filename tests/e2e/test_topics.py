@@ -84,5 +84,5 @@ async def test_the_emulator_refuses_a_topic_that_does_not_exist(
 ) -> None:
     await say(telegram, TOPIC_A, "apples", "Echo: Alice: apples")
     assert bot.app is not None
-    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message thread not found"):
         await bot.app.bot.send_message(FORUM, "lost", message_thread_id=999)
