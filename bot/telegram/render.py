@@ -142,7 +142,7 @@ REASONING_SHOWN = 1500  # characters of the model's thinking shown (the rest is 
 
 def with_reasoning(parts: list[Part], reasoning: str) -> list[Part]:
     """Put the model's thinking, collapsed (expandable blockquote), above the answer."""
-    text = " ".join(reasoning.split(" ")).strip()
+    text = reasoning.strip()
     if not text:
         return parts
     if len(text) > REASONING_SHOWN:
