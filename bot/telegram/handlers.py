@@ -275,7 +275,7 @@ class ChatHandlers:
         if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
             return True
         mention = f"@{bot.username}".lower()
-        kinds = [MessageEntityType.MENTION, MessageEntityType.BOT_COMMAND]
+        kinds: list[str | None] = [MessageEntityType.MENTION, MessageEntityType.BOT_COMMAND]
         entities = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
         for entity, value in entities.items():
             value = value.lower()
