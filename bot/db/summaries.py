@@ -46,9 +46,12 @@ async def add(
     tokens: int,
     model: str,
 ) -> bool:
-    """Store a fold, unless another one was stored since `based_on` was read (then it is stale)."""
+    """Store a fold, unless it is stale: another fold was stored since `based_on` was read, or
+    the messages it covers were deleted meanwhile (/forget)."""
     current = await latest(session, conversation_id)
     if (current.id if current else None) != (based_on.id if based_on else None):
+        return False
+    if await session.get(Message, last_message_id) is None:
         return False
     session.add(
         Summary(

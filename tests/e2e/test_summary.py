@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from bot.db import summaries
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Summary, Usage
@@ -260,3 +261,83 @@ async def test_memory_shows_the_summary_and_how_many_recent_messages_fit(
     answer = telegram.bot_messages(ALICE)[-1].text
     assert answer.startswith("Summary of our earlier conversation (")
     assert "Recent messages I see word for word: " in answer
+
+
+async def reach_first_summary(telegram: BotAPIEmulator, model: OpenAIEmulator) -> int:
+    """Talk until the bot asks for its first summary; return the turns it took."""
+    i = 0
+    while not split_requests(model)[1]:
+        i += 1
+        await ask(telegram, ALICE, turn_text(i))
+    return i
+
+
+async def test_shutdown_during_a_summary_call_stores_nothing_and_does_not_hang(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    gate = asyncio.Event()  # never set: the summary call stays open
+    model.responder = lambda body: (
+        Reply(text="never", hold=gate)
+        if is_summary_request(body)
+        else Reply(text="Echo: " + body["messages"][-1]["content"])
+    )
+    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    async with BotRuntime(settings):
+        await reach_first_summary(telegram, model)
+    assert await stored(database_url, Summary) == []
+    assert [u.kind for u in await stored(database_url, Usage)].count("summary") == 0
+
+
+async def test_forget_deletes_the_summaries_that_may_quote_the_user(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    async with BotRuntime(settings):
+        await reach_first_summary(telegram, model)
+        await wait_for_summaries(database_url, 1)
+        telegram.send_text(ALICE, "/forget")
+        await telegram.wait_for(lambda: bool(telegram.bot_messages(ALICE)[-1].reply_markup))
+        prompt = telegram.bot_messages(ALICE)[-1]
+        telegram.press_button(ALICE, prompt.message_id, f"forget:{ALICE}:yes")
+        await telegram.wait_for(lambda: "deleted" in telegram.bot_messages(ALICE)[-1].text.lower())
+    assert await stored(database_url, Summary) == []
+
+
+async def test_a_fold_based_on_an_outdated_summary_is_not_stored(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    async with BotRuntime(settings):
+        await reach_first_summary(telegram, model)
+        [first] = await wait_for_summaries(database_url, 1)
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            base = await summaries.latest(session, first.conversation_id)
+            fields = {
+                "conversation_id": first.conversation_id,
+                "first_message_id": 1,
+                "last_message_id": first.last_message_id + 2,
+                "content": "newer",
+                "tokens": 5,
+                "model": "gpt-4o-mini",
+            }
+            assert await summaries.add(session, based_on=base, **fields)
+            await session.flush()
+            assert not await summaries.add(session, based_on=base, **fields)
+            assert not await summaries.add(session, based_on=None, **fields)
+            newest = await summaries.latest(session, first.conversation_id)
+            gone = {**fields, "last_message_id": 10**9}  # covers messages deleted meanwhile
+            assert not await summaries.add(session, based_on=newest, **gone)
+    finally:
+        await engine.dispose()
+    assert [row.content for row in await stored(database_url, Summary)][-1] == "newer"
