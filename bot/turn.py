@@ -152,12 +152,18 @@ class TurnRunner:
     ) -> Remembered:
         """What the bot would recall in this chat (or topic) on the next message."""
         async with self._sessions.begin() as session:
-            await store.upsert_user(session, user)
-            row = await store.upsert_chat(session, chat)
-            scope = memory_scope(row, user.id)
-            conversation_id = await store.open_conversation(session, chat.id, scope, thread_id)
+            row, conversation_id = await self._conversation(session, chat, user, thread_id)
             config = await self.chat_config(session, row)
         return await self.recall.remembered(conversation_id, config)
+
+    async def _conversation(
+        self, session: AsyncSession, chat: ChatInfo, user: UserInfo, thread_id: int | None
+    ) -> tuple[Chat, int]:
+        """The chat row and the open conversation of the user's memory scope (and topic)."""
+        await store.upsert_user(session, user)
+        row = await store.upsert_chat(session, chat)
+        scope = memory_scope(row, user.id)
+        return row, await store.open_conversation(session, chat.id, scope, thread_id)
 
     async def chat_config(self, session: AsyncSession, chat: Chat) -> ChatConfig:
         """The configuration in force for a chat, read fresh (admins may change it any time)."""
@@ -180,10 +186,7 @@ class TurnRunner:
     ) -> Stored | None:
         """The newest user message of the chat's conversation, its replies taken out of memory."""
         async with self._sessions.begin() as session:
-            await store.upsert_user(session, user)
-            chat_row = await store.upsert_chat(session, chat)
-            scope = memory_scope(chat_row, user.id)
-            conversation_id = await store.open_conversation(session, chat.id, scope, thread_id)
+            chat_row, conversation_id = await self._conversation(session, chat, user, thread_id)
             message = await store.last_user_message(session, conversation_id)
             if message is None:
                 return None

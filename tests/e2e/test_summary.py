@@ -25,6 +25,7 @@ from tests.emulators.openai_api import OpenAIEmulator, Reply, is_summary_request
 ALICE = 1001
 ADMIN = 4242
 SUMMARY_HEADER = "Summary of the earlier conversation:"
+SMALL_WINDOW = {"context_tokens": 700, "max_reply_tokens": 100, "edit_interval": 0.2}
 
 
 def turn_text(i: int) -> str:
@@ -56,6 +57,15 @@ async def wait_for_summaries(database_url: str, count: int) -> list[Summary]:
             if len(rows) >= count:
                 return rows
             await asyncio.sleep(0.05)
+
+
+async def reach_first_summary(telegram: BotAPIEmulator, model: OpenAIEmulator) -> int:
+    """Talk until the bot asks for its first summary; return the turns it took."""
+    i = 0
+    while not split_requests(model)[1]:
+        i += 1
+        await ask(telegram, ALICE, turn_text(i))
+    return i
 
 
 class CollectingSink:
@@ -163,12 +173,9 @@ async def test_the_summary_call_does_not_delay_replies(
         return Reply(text="Echo: " + body["messages"][-1]["content"])
 
     model.responder = respond
-    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    settings = make_settings(**SMALL_WINDOW)
     async with BotRuntime(settings):
-        i = 0
-        while not split_requests(model)[1]:
-            i += 1
-            await ask(telegram, ALICE, turn_text(i))
+        i = await reach_first_summary(telegram, model)
         # The summary call is held open; the chat goes on regardless.
         for j in range(i + 1, i + 4):
             await ask(telegram, ALICE, turn_text(j))
@@ -202,7 +209,7 @@ async def test_a_failed_summary_call_changes_nothing_and_is_tried_again(
         return Reply(text="Echo: " + body["messages"][-1]["content"])
 
     model.responder = respond
-    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    settings = make_settings(**SMALL_WINDOW)
     async with BotRuntime(settings):
         i = 0
         while len(split_requests(model)[1]) < 2:
@@ -240,7 +247,7 @@ async def test_memory_shows_the_summary_and_how_many_recent_messages_fit(
     model: OpenAIEmulator,
     database_url: str,
 ) -> None:
-    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    settings = make_settings(**SMALL_WINDOW)
     async with BotRuntime(settings):
         telegram.send_text(ALICE, "/memory")
         empty = "I don't remember anything of this conversation yet."
@@ -251,25 +258,13 @@ async def test_memory_shows_the_summary_and_how_many_recent_messages_fit(
             lambda: any("No summary yet" in t.text for t in telegram.bot_messages(ALICE))
         )
         assert "Recent messages I see word for word: 2 " in telegram.bot_messages(ALICE)[-1].text
-        i = 0
-        while not split_requests(model)[1]:
-            i += 1
-            await ask(telegram, ALICE, turn_text(i))
+        await reach_first_summary(telegram, model)
         [summary] = await wait_for_summaries(database_url, 1)
         telegram.send_text(ALICE, "/memory")
         await telegram.wait_for(lambda: summary.content in telegram.bot_messages(ALICE)[-1].text)
     answer = telegram.bot_messages(ALICE)[-1].text
     assert answer.startswith("Summary of our earlier conversation (")
     assert "Recent messages I see word for word: " in answer
-
-
-async def reach_first_summary(telegram: BotAPIEmulator, model: OpenAIEmulator) -> int:
-    """Talk until the bot asks for its first summary; return the turns it took."""
-    i = 0
-    while not split_requests(model)[1]:
-        i += 1
-        await ask(telegram, ALICE, turn_text(i))
-    return i
 
 
 async def test_shutdown_during_a_summary_call_stores_nothing_and_does_not_hang(
@@ -284,7 +279,7 @@ async def test_shutdown_during_a_summary_call_stores_nothing_and_does_not_hang(
         if is_summary_request(body)
         else Reply(text="Echo: " + body["messages"][-1]["content"])
     )
-    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    settings = make_settings(**SMALL_WINDOW)
     async with BotRuntime(settings):
         await reach_first_summary(telegram, model)
     assert await stored(database_url, Summary) == []
@@ -297,7 +292,7 @@ async def test_forget_deletes_the_summaries_that_may_quote_the_user(
     model: OpenAIEmulator,
     database_url: str,
 ) -> None:
-    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    settings = make_settings(**SMALL_WINDOW)
     async with BotRuntime(settings):
         await reach_first_summary(telegram, model)
         await wait_for_summaries(database_url, 1)
@@ -315,7 +310,7 @@ async def test_a_fold_based_on_an_outdated_summary_is_not_stored(
     model: OpenAIEmulator,
     database_url: str,
 ) -> None:
-    settings = make_settings(context_tokens=700, max_reply_tokens=100, edit_interval=0.2)
+    settings = make_settings(**SMALL_WINDOW)
     async with BotRuntime(settings):
         await reach_first_summary(telegram, model)
         [first] = await wait_for_summaries(database_url, 1)
