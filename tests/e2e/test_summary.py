@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from bot.db import summaries
@@ -336,3 +337,32 @@ async def test_a_fold_based_on_an_outdated_summary_is_not_stored(
     finally:
         await engine.dispose()
     assert [row.content for row in await stored(database_url, Summary)][-1] == "newer"
+
+
+@pytest.mark.parametrize(
+    ("answer", "stored_rows"),
+    [(Reply(text="Alice counts topics.", omit_usage=True), 1), (Reply(text=""), 0)],
+    ids=["no-usage-reported", "empty-summary"],
+)
+async def test_summary_usage_is_recorded_even_when_the_server_reports_none(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+    answer: Reply,
+    stored_rows: int,
+) -> None:
+    model.responder = lambda body: (
+        answer
+        if is_summary_request(body)
+        else Reply(text="Echo: " + body["messages"][-1]["content"])
+    )
+    async with BotRuntime(make_settings(**SMALL_WINDOW)):
+        await reach_first_summary(telegram, model)
+        await ask(telegram, ALICE, "one more")
+    [usage] = [u for u in await stored(database_url, Usage) if u.kind == "summary"][:1]
+    assert usage.prompt_tokens > 0 and usage.user_id == ALICE and usage.message_id is None
+    assert usage.reported is (answer.omit_usage is False)
+    assert len(await stored(database_url, Summary)) >= stored_rows
+    if not stored_rows:
+        assert await stored(database_url, Summary) == []
