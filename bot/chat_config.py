@@ -84,6 +84,7 @@ class ChatConfig:
     sampling: Sampling
     context_tokens: int  # the context window of the profile's model
     profile: str = DEFAULT_PROFILE  # the MODEL_PROFILES entry whose backend answers
+    summary_enabled: bool = True  # fold old turns into a rolling summary
 
 
 def _configured(settings: Settings, name: str) -> Any:
@@ -146,4 +147,7 @@ def resolve(
         ),
         profile=chat.profile if profile is not None and chat.profile else DEFAULT_PROFILE,
         context_tokens=context,
+        summary_enabled=(
+            settings.summary_enabled if chat.summary_enabled is None else chat.summary_enabled
+        ),
     )

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     system_prompt: str = "You are a helpful assistant in a Telegram chat. Answer concisely."
     context_tokens: int = Field(16_000, ge=256, description="The model's context window.")
     max_reply_tokens: int = Field(1_024, ge=16, description="Tokens reserved for the reply.")
+    summary_enabled: bool = Field(
+        True, description="Fold turns that leave the token budget into a rolling summary."
+    )
+    summary_max_tokens: int = Field(
+        512, ge=32, description="Longest summary, in tokens (at most a quarter of the budget)."
+    )
+    show_reasoning: bool = Field(
+        False, description="Show the model's thinking, collapsed, above the answer."
+    )
     admin_user_ids: IdSet = frozenset()
     allowed_user_ids: IdSet = Field(frozenset(), description="Empty means everyone may chat.")
     rate_limit_per_minute: int = Field(

@@ -39,10 +39,11 @@ class ConsoleSink:
     async def begin(self) -> None:
         self._shown = ""
 
-    def push(self, text: str) -> None:
-        self._write(text)
+    def push(self, text: str, reasoning: str = "") -> None:
+        """Stream the answer; with SHOW_REASONING, the thinking until the answer starts."""
+        self._write(text or (f"[thinking] {reasoning}" if reasoning else ""))
 
-    async def finish(self, text: str) -> list[int]:
+    async def finish(self, text: str, reasoning: str = "") -> list[int]:
         self._write(text)
         self._out.write("\n")
         self._out.flush()

@@ -1,8 +1,10 @@
-"""Prompt building: system prompt + the newest history that fits the token budget.
+"""Prompt building: system prompt (+ summary) + the newest history that fits the token budget.
 
 The system prompt and the new user message are always sent; older turns are dropped oldest
 first and whole. History is consumed newest-first and reading stops at the first message that
-does not fit, so a long history costs nothing extra.
+does not fit, so a long history costs nothing extra. A rolling summary of the turns that left
+the window rides in the system message: strict chat templates (Mistral, Gemma) accept only one
+system message, and only at the start.
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ from bot.db.store import HistoryItem
 from bot.errors import BotError
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage
+
+SUMMARY_HEADER = "Summary of the earlier conversation:\n"
+
+
+def system_content(system_prompt: str, summary: str) -> str:
+    """The one system message: the system prompt, then the summary of older turns, if any."""
+    if not summary:
+        return system_prompt
+    block = SUMMARY_HEADER + summary
+    return f"{system_prompt}\n\n{block}" if system_prompt else block
 
 
 class MessageTooLong(BotError):
@@ -31,6 +43,7 @@ class Prompt:
     messages: tuple[ChatMessage, ...]
     tokens: int  # our count of the whole prompt, reply priming included
     history_kept: int  # earlier messages included, the new one not counted
+    with_summary: bool = False
 
 
 async def build_prompt(
@@ -40,12 +53,26 @@ async def build_prompt(
     history: AsyncIterable[HistoryItem],
     budget: int,
     counter: TokenCounter,
+    summary: str = "",
 ) -> Prompt:
-    """Fit the newest history into `budget` tokens; raise MessageTooLong if nothing fits."""
+    """Fit the newest history into `budget` tokens; raise MessageTooLong if nothing fits.
+
+    `history` should hold only what `summary` does not cover; the summary is dropped when the
+    new message leaves no room for it.
+    """
     system_tokens = counter.count_message(Role.SYSTEM, system_prompt) if system_prompt else 0
     used = REPLY_PRIMING_TOKENS + system_tokens + new_message.tokens
     if used > budget:
         raise MessageTooLong(new_message.tokens, budget - (used - new_message.tokens))
+    if summary:
+        merged = counter.count_message(Role.SYSTEM, system_content(system_prompt, summary))
+        if used - system_tokens + merged <= budget:
+            used, system_prompt = (
+                used - system_tokens + merged,
+                system_content(system_prompt, summary),
+            )
+        else:
+            summary = ""
     kept: list[HistoryItem] = []
     async for item in history:
         if used + item.tokens > budget:
@@ -58,4 +85,4 @@ async def build_prompt(
         used -= kept.pop(0).tokens
     messages = [ChatMessage(Role.SYSTEM, system_prompt)] if system_prompt else []
     messages += [ChatMessage(item.role, item.content) for item in (*kept, new_message)]
-    return Prompt(tuple(messages), used, len(kept))
+    return Prompt(tuple(messages), used, len(kept), bool(summary))

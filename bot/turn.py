@@ -7,7 +7,6 @@ before the model is called, and no transaction stays open while the model stream
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -21,14 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat_config import ChatConfig, resolve
 from bot.config import Settings
+from bot.context import Recall, Remembered
 from bot.db import admin_store, store
 from bot.db.models import Chat, Role, Status
 from bot.db.store import ChatInfo, HistoryItem, UserInfo
-from bot.errors import LLMError
+from bot.errors import ContextLengthError, LLMError
 from bot.llm.backends import ModelClient
+from bot.llm.calibration import RETRY_MARGIN, Calibration
+from bot.llm.reasoning import ThinkSplitter
 from bot.llm.tokens import TokenCounter
 from bot.llm.types import ChatRequest, Usage
-from bot.memory import MessageTooLong, Prompt, build_prompt
+from bot.memory import MessageTooLong, Prompt
+from bot.summary import Summarizer, SummaryJob
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +49,10 @@ class ReplySink(Protocol):
     async def begin(self) -> None:
         """The model is being asked (show a typing indicator)."""
 
-    def push(self, text: str) -> None:
-        """The reply so far; must not block the stream."""
+    def push(self, text: str, reasoning: str = "") -> None:
+        """The reply so far (and the thinking, when shown); must not block the stream."""
 
-    async def finish(self, text: str) -> list[int]:
+    async def finish(self, text: str, reasoning: str = "") -> list[int]:
         """Show the complete text; return the ids of the messages that hold it."""
 
     async def say(self, text: str) -> None:
@@ -80,6 +83,7 @@ class Incoming:
     user: UserInfo
     text: str
     telegram_message_id: int
+    thread_id: int | None = None  # the forum topic, in supergroups with topics
 
 
 class Outcome(Enum):
@@ -126,17 +130,41 @@ class TurnRunner:
         self._client = client
         salt = settings.user_hash_salt or settings.telegram_bot_token
         self._salt = salt.get_secret_value().encode()
+        self.recall = Recall(settings, sessions, Calibration())
+        self.summarizer = Summarizer(settings, sessions, client, self.recall, self.user_hash)
+
+    async def aclose(self) -> None:
+        """Stop background summary jobs (before the database goes away)."""
+        await self.summarizer.aclose()
 
     def user_hash(self, user_id: int) -> str:
         """A stable pseudonym for the model's `user` field; never the raw Telegram id."""
         return hmac.new(self._salt, str(user_id).encode(), hashlib.sha256).hexdigest()[:32]
 
-    async def reset(self, chat: ChatInfo, user: UserInfo) -> None:
+    async def reset(self, chat: ChatInfo, user: UserInfo, thread_id: int | None = None) -> None:
         """Close the current conversation; the next message opens a new one."""
         async with self._sessions.begin() as session:
             await store.upsert_user(session, user)
             row = await store.upsert_chat(session, chat)
-            await store.close_conversation(session, chat.id, memory_scope(row, user.id))
+            await store.close_conversation(session, chat.id, memory_scope(row, user.id), thread_id)
+
+    async def remembered(
+        self, chat: ChatInfo, user: UserInfo, thread_id: int | None = None
+    ) -> Remembered:
+        """What the bot would recall in this chat (or topic) on the next message."""
+        async with self._sessions.begin() as session:
+            row, conversation_id = await self._conversation(session, chat, user, thread_id)
+            config = await self.chat_config(session, row)
+        return await self.recall.remembered(conversation_id, config)
+
+    async def _conversation(
+        self, session: AsyncSession, chat: ChatInfo, user: UserInfo, thread_id: int | None
+    ) -> tuple[Chat, int]:
+        """The chat row and the open conversation of the user's memory scope (and topic)."""
+        await store.upsert_user(session, user)
+        row = await store.upsert_chat(session, chat)
+        scope = memory_scope(row, user.id)
+        return row, await store.open_conversation(session, chat.id, scope, thread_id)
 
     async def chat_config(self, session: AsyncSession, chat: Chat) -> ChatConfig:
         """The configuration in force for a chat, read fresh (admins may change it any time)."""
@@ -154,13 +182,12 @@ class TurnRunner:
             return Outcome.DUPLICATE
         return await self.answer(stored, incoming.user, sink, control or TurnControl())
 
-    async def last_question(self, chat: ChatInfo, user: UserInfo) -> Stored | None:
+    async def last_question(
+        self, chat: ChatInfo, user: UserInfo, thread_id: int | None = None
+    ) -> Stored | None:
         """The newest user message of the chat's conversation, its replies taken out of memory."""
         async with self._sessions.begin() as session:
-            await store.upsert_user(session, user)
-            chat_row = await store.upsert_chat(session, chat)
-            scope = memory_scope(chat_row, user.id)
-            conversation_id = await store.open_conversation(session, chat.id, scope)
+            chat_row, conversation_id = await self._conversation(session, chat, user, thread_id)
             message = await store.last_user_message(session, conversation_id)
             if message is None:
                 return None
@@ -200,7 +227,9 @@ class TurnRunner:
                 chat = await store.upsert_chat(session, incoming.chat)
                 config = await self.chat_config(session, chat)
                 scope = memory_scope(chat, incoming.user.id)
-                conversation_id = await store.open_conversation(session, chat.id, scope)
+                conversation_id = await store.open_conversation(
+                    session, chat.id, scope, incoming.thread_id
+                )
                 text = incoming.text
                 if chat.type != "private":
                     text = f"{speaker(incoming.user)}: {text}"
@@ -223,20 +252,13 @@ class TurnRunner:
             conversation_id, message.id, chat, config, text, tokens, incoming.telegram_message_id
         )
 
-    async def _build_prompt(self, stored: Stored, counter: TokenCounter) -> Prompt:
-        system_prompt = stored.config.system_prompt
-        max_reply = stored.config.max_reply_tokens
+    async def _build_prompt(
+        self, stored: Stored, counter: TokenCounter, shrink: float = 1.0
+    ) -> Prompt:
         new = HistoryItem(stored.message_id, Role.USER, stored.text, stored.tokens)
-        async with self._sessions() as session:
-            history = store.history_newest_first(session, stored.conversation_id, stored.message_id)
-            async with contextlib.aclosing(history):
-                return await build_prompt(
-                    system_prompt=system_prompt,
-                    new_message=new,
-                    history=history,
-                    budget=stored.config.context_tokens - max_reply,
-                    counter=counter,
-                )
+        return await self.recall.prompt(
+            stored.conversation_id, stored.config, new, counter, shrink=shrink
+        )
 
     def _request(self, stored: Stored, prompt: Prompt, user_id: int) -> ChatRequest:
         return ChatRequest(
@@ -271,42 +293,71 @@ class TurnRunner:
                 reply_to_id=stored.message_id,
             )
         reply = _Reply(pending.id, stored.chat.id, user.id, prompt, model, counter)
-        request = self._request(stored, prompt, user.id)
-        error: LLMError | None = None
         await sink.begin()
-        stream = asyncio.create_task(self._consume(request, reply, sink))
-        control.attach(stream)
-        try:
-            await stream
-        except LLMError as exc:
-            error = exc
-            logger.warning("model stream failed in chat %s: %s", stored.chat.id, exc)
-        except asyncio.CancelledError:
-            if _being_cancelled():  # the turn itself is cancelled (shutdown), not /stop
-                await asyncio.shield(self._record(reply, Status.INTERRUPTED, []))
-                raise
+        error = await self._stream(stored, reply, sink, control)
         if not reply.text.strip():
             await sink.say(self._no_text_notice(error, control))
             await self._record(reply, Status.FAILED, [])
             return Outcome.STOPPED if control.stopped else Outcome.FAILED
-        ids = await sink.finish(reply.text + self._notice(reply, error, control))
+        shown = reply.text + self._notice(reply, error, control)
+        ids = await sink.finish(shown, reply.shown_reasoning(self._settings.show_reasoning))
         complete = error is None and not control.stopped
         await self._record(reply, Status.COMPLETE if complete else Status.INTERRUPTED, ids)
+        job = SummaryJob(stored.chat.id, stored.conversation_id, user.id, stored.config)
+        self.summarizer.after_turn(job)
         if control.stopped:
             return Outcome.STOPPED
         return Outcome.ANSWERED if complete else Outcome.INTERRUPTED
 
+    async def _stream(
+        self, stored: Stored, reply: _Reply, sink: ReplySink, control: TurnControl
+    ) -> LLMError | None:
+        """Stream the reply; a context-length error before any text is retried once, trimmed."""
+        for attempt in (1, 2):
+            request = self._request(stored, reply.prompt, reply.user_id)
+            stream = asyncio.create_task(self._consume(request, reply, sink))
+            control.attach(stream)
+            try:
+                await stream
+            except ContextLengthError as exc:
+                calibration = self.recall.calibration
+                calibration.learn_from_error(reply.model, reply.prompt.tokens, str(exc))
+                if attempt == 2 or reply.text or control.stopped:
+                    logger.warning("chat %s: prompt still too long: %s", stored.chat.id, exc)
+                    return exc
+                logger.info("chat %s: context length exceeded; trimming harder", stored.chat.id)
+                try:
+                    reply.prompt = await self._build_prompt(stored, reply.counter, RETRY_MARGIN)
+                except MessageTooLong:
+                    return exc
+                continue
+            except LLMError as exc:
+                logger.warning("model stream failed in chat %s: %s", stored.chat.id, exc)
+                return exc
+            except asyncio.CancelledError:
+                if _being_cancelled():  # the turn itself is cancelled (shutdown), not /stop
+                    await asyncio.shield(self._record(reply, Status.INTERRUPTED, []))
+                    raise
+            return None
+        return None
+
     async def _consume(self, request: ChatRequest, reply: _Reply, sink: ReplySink) -> None:
+        show = self._settings.show_reasoning
         async for event in self._client.stream(request):
+            if event.reasoning:
+                reply.thinking.add_reasoning(event.reasoning)
             if event.text:
+                reply.thinking.feed(event.text)
+            if event.text or (show and event.reasoning):
                 reply.first_token = reply.first_token or time.monotonic()
-                reply.text += event.text
-                sink.push(reply.text)
+                reply.text = reply.thinking.answer
+                sink.push(reply.text, reply.shown_reasoning(show))
                 if time.monotonic() - reply.saved >= PARTIAL_SAVE_SECONDS:
                     await self._save_partial(reply)
-            reply.reasoning += event.reasoning  # kept apart: never shown as the answer
             reply.usage = event.usage or reply.usage
             reply.finish = event.finish_reason or reply.finish
+        reply.thinking.finish()
+        reply.text = reply.thinking.answer
 
     @staticmethod
     def _no_text_notice(error: LLMError | None, control: TurnControl) -> str:
@@ -329,12 +380,15 @@ class TurnRunner:
         """Store the assistant message's final state, its parts and usage, in one transaction."""
         counter = reply.counter
         usage = reply.usage or Usage(reply.prompt.tokens, counter.count_text(reply.text))
+        if reply.usage is not None:
+            self.recall.calibration.observe(reply.model, reply.prompt.tokens, usage.prompt_tokens)
         now = time.monotonic()
         async with self._sessions.begin() as session:
             await store.finish_message(
                 session,
                 reply.message_id,
                 content=reply.text,
+                reasoning=reply.thinking.reasoning or None,
                 token_count=counter.count_message(Role.ASSISTANT, reply.text),
                 status=status,
                 telegram_message_id=telegram_ids[0] if telegram_ids else None,
@@ -387,9 +441,12 @@ class _Reply:
     model: str
     counter: TokenCounter
     text: str = ""
-    reasoning: str = ""
     usage: Usage | None = None
     finish: str | None = None
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
     saved: float = field(default_factory=time.monotonic)  # when the partial text was last stored
+    thinking: ThinkSplitter = field(default_factory=ThinkSplitter)
+
+    def shown_reasoning(self, show: bool) -> str:
+        return self.thinking.reasoning if show else ""

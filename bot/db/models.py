@@ -100,18 +100,24 @@ class Chat(Base):
     seed: Mapped[int | None] = mapped_column(BigInteger)
     stop: Mapped[str | None] = mapped_column(Text)  # JSON list of stop sequences
     memory_mode: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
+    # Rolling summary of old turns: None follows SUMMARY_ENABLED.
+    summary_enabled: Mapped[bool | None] = mapped_column(Boolean)
     is_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _now()
 
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_open", "chat_id", "user_id", "closed_at"),)
+    __table_args__ = (
+        Index("ix_conversations_open_thread", "chat_id", "thread_id", "user_id", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
     # Set only when memory is per user inside a group chat.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The forum topic (message_thread_id) in supergroups with topics; each is its own memory.
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = _now()
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -130,6 +136,8 @@ class Message(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
+    # The model's thinking (`<think>` blocks, reasoning deltas): kept apart, never in prompts.
+    reasoning: Mapped[str | None] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     model: Mapped[str | None] = mapped_column(String(128))
@@ -148,6 +156,26 @@ class MessagePart(Base):
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     telegram_message_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class Summary(Base):
+    """A rolling summary of a conversation's oldest messages; the newest row is in force.
+
+    It covers the conversation's messages up to `last_message_id`; newer ones are sent as they
+    are. Every fold writes a new row, so earlier summaries stay for inspection.
+    """
+
+    __tablename__ = "summaries"
+    __table_args__ = (Index("ix_summaries_conversation", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    first_message_id: Mapped[int] = mapped_column(BigInteger)
+    last_message_id: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)  # as a prompt message, overhead included
+    model: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _now()
 
 
 class Prompt(Base):
@@ -200,6 +228,8 @@ class Usage(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     model: Mapped[str] = mapped_column(String(128))
+    # What the call was for: "reply", or "summary" (folding old turns into the summary).
+    kind: Mapped[str] = mapped_column(String(16), default="reply", server_default="reply")
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     # False when the server sent no usage and the numbers are our own count.

@@ -90,35 +90,42 @@ async def upsert_chat(session: AsyncSession, chat: ChatInfo) -> Chat:
     return row
 
 
-async def open_conversation(session: AsyncSession, chat_id: int, user_id: int | None) -> int:
-    """The id of the chat's open conversation (per user when user_id is given), opened if none."""
+def _scope(chat_id: int, user_id: int | None, thread_id: int | None) -> list[Any]:
+    """The conditions picking one memory scope: the chat, or one user, in one forum topic."""
+    return [
+        Conversation.chat_id == chat_id,
+        Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id,
+        Conversation.thread_id.is_(None)
+        if thread_id is None
+        else Conversation.thread_id == thread_id,
+    ]
+
+
+async def open_conversation(
+    session: AsyncSession, chat_id: int, user_id: int | None, thread_id: int | None = None
+) -> int:
+    """The id of the open conversation of a scope (per user, per forum topic), opened if none."""
     found = await session.scalar(
         select(Conversation.id)
-        .where(
-            Conversation.chat_id == chat_id,
-            Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id,
-            Conversation.closed_at.is_(None),
-        )
+        .where(*_scope(chat_id, user_id, thread_id), Conversation.closed_at.is_(None))
         .order_by(Conversation.id.desc())
         .limit(1)
     )
     if found is not None:
         return found
-    conversation = Conversation(chat_id=chat_id, user_id=user_id)
+    conversation = Conversation(chat_id=chat_id, user_id=user_id, thread_id=thread_id)
     session.add(conversation)
     await session.flush()
     return conversation.id
 
 
-async def close_conversation(session: AsyncSession, chat_id: int, user_id: int | None) -> int:
+async def close_conversation(
+    session: AsyncSession, chat_id: int, user_id: int | None, thread_id: int | None = None
+) -> int:
     """Close the open conversation(s) of that scope; return how many were open."""
     result = await session.execute(
         update(Conversation)
-        .where(
-            Conversation.chat_id == chat_id,
-            Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id,
-            Conversation.closed_at.is_(None),
-        )
+        .where(*_scope(chat_id, user_id, thread_id), Conversation.closed_at.is_(None))
         .values(closed_at=func.now())
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -173,11 +180,17 @@ async def replace_replies(session: AsyncSession, user_message_id: int) -> None:
 
 
 async def history_newest_first(
-    session: AsyncSession, conversation_id: int, before_id: int, page: int = HISTORY_PAGE
+    session: AsyncSession,
+    conversation_id: int,
+    before_id: int,
+    page: int = HISTORY_PAGE,
+    *,
+    after_id: int = 0,
 ) -> AsyncGenerator[HistoryItem, None]:
     """Messages that belong in prompts, newest first, read page by page (keyset pagination).
 
     A caller that stops early reads only the pages it needed, so a turn costs O(budget).
+    Messages up to `after_id` (those a summary covers) are left out.
     """
     while True:
         rows = (
@@ -186,6 +199,7 @@ async def history_newest_first(
                 .where(
                     Message.conversation_id == conversation_id,
                     Message.id < before_id,
+                    Message.id > after_id,
                     Message.status.in_(IN_PROMPT),
                 )
                 .order_by(Message.id.desc())

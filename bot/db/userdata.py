@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import summaries
 from bot.db.models import IN_PROMPT, Conversation, Message, Usage, User
 
 
@@ -64,6 +65,7 @@ async def forget_user(session: AsyncSession, user_id: int) -> int:
     Their private chat's conversations go entirely; in groups only their own messages and the
     replies to them (other members' messages stay).
     """
+    await summaries.forget_for_user(session, user_id)
     own = select(Message.id).where(Message.user_id == user_id)
     replies = await session.execute(delete(Message).where(Message.reply_to_id.in_(own)))
     mine = await session.execute(delete(Message).where(Message.user_id == user_id))

@@ -246,6 +246,19 @@ class AdminHandlers:
             await admin_store.set_chat_field(session, actor, chat.id, "memory_mode", args[0])
         return f"Memory here is now per {args[0]}; it applies from the next message."
 
+    async def cmd_summary(self, message: Message, args: list[str], rest: str, actor: int) -> str:
+        choices = {"on": True, "off": False, "default": None}
+        if len(args) != 1 or args[0].lower() not in choices:
+            raise UsageError()
+        value = choices[args[0].lower()]
+        async with self._sessions.begin() as session:
+            chat = await self._chat_row(session, message)
+            await admin_store.set_chat_field(session, actor, chat.id, "summary_enabled", value)
+        if value is None:
+            state = "on" if self._settings.summary_enabled else "off"
+            return f"Rolling summary here follows the default (SUMMARY_ENABLED: {state})."
+        return f"Rolling summary here is now {'on' if value else 'off'}."
+
     async def cmd_stats(self, message: Message, args: list[str], rest: str, actor: int) -> str:
         if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 366)):
             raise UsageError()

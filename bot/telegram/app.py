@@ -89,6 +89,7 @@ class BotRuntime:
         self._receiver: WebhookReceiver | None = None
         self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
+        self.runner: TurnRunner | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -102,7 +103,7 @@ class BotRuntime:
         async with sessions.begin() as session:
             if settled := await store.close_unfinished_replies(session):
                 logger.warning("closed %d replies left unfinished by the previous run", settled)
-        runner = TurnRunner(settings, sessions, client)
+        runner = self.runner = TurnRunner(settings, sessions, client)
         self._gate = UpdateGate(self._engine, sessions)
         self.app = build_application(settings, runner, sessions, self._gate)
         await self.app.initialize()
@@ -163,6 +164,9 @@ class BotRuntime:
         if self._gate is not None:
             await self._gate.close()
             self._gate = None
+        if self.runner is not None:
+            await self.runner.aclose()
+            self.runner = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None

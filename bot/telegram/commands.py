@@ -21,6 +21,7 @@ USER_COMMANDS = {
     "reset": "start a new conversation",
     "forget": "delete everything the bot stored about you",
     "export": "get your conversation history as files",
+    "memory": "what the bot remembers of this conversation",
 }
 ADMIN_USAGE = {
     "prompt": "/prompt — show the system prompt in force here and where it comes from",
@@ -41,6 +42,7 @@ ADMIN_USAGE = {
     "allowchat": "/allowchat [<chat id>] — let everyone in a chat use the bot",
     "disallowchat": "/disallowchat [<chat id>] — take a chat off the allowlist",
     "memory": "/memory chat|user — in groups: one shared memory, or one per member",
+    "summary": "/summary on|off|default — fold old turns into a rolling summary in this chat",
     "stats": "/stats [days] — users, messages and tokens (default: 7 days)",
 }
 
@@ -50,7 +52,11 @@ def _menu(commands: dict[str, str]) -> list[BotCommand]:
 
 
 def admin_menu() -> list[BotCommand]:
-    described = {name: line.split(" — ", 1)[-1] for name, line in ADMIN_USAGE.items()}
+    described = {
+        name: line.split(" — ", 1)[-1]
+        for name, line in ADMIN_USAGE.items()
+        if name not in USER_COMMANDS
+    }
     return _menu(USER_COMMANDS) + _menu(described)
 
 

@@ -21,6 +21,7 @@ from telegram.ext import (
 
 from bot.access import Access, Verdict
 from bot.config import Settings
+from bot.context import Remembered
 from bot.db.store import ChatInfo, UserInfo
 from bot.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
@@ -40,6 +41,7 @@ HELP = (
     "/reset — start a new conversation (I forget the current one)\n"
     "/export — your conversation history as files\n"
     "/forget — delete everything I stored about you\n"
+    "/memory — what I remember of our conversation\n"
     "/help — this message\n\n"
     "In groups, mention me or reply to one of my messages."
 )
@@ -65,6 +67,11 @@ def _chat_info(update: Update) -> ChatInfo:
     return chat_info(update.effective_chat)
 
 
+def topic(message: Message) -> int | None:
+    """The forum topic a message belongs to (None outside topics, and in General)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
 def _user_info(update: Update) -> UserInfo:
     user = update.effective_user
     assert user is not None
@@ -88,6 +95,8 @@ class ChatHandlers:
         app.add_handler(CommandHandler("reset", self.reset, filters=new_messages))
         app.add_handler(CommandHandler("stop", self.stop, filters=new_messages))
         app.add_handler(CommandHandler("retry", self.retry, filters=new_messages))
+        # "/memory chat|user" (with arguments) is the admin command; bare /memory is this one.
+        app.add_handler(CommandHandler("memory", self.memory, filters=new_messages, has_args=False))
         app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, self.text))
         app.add_handler(MessageHandler(new_messages & ~filters.TEXT, self.unsupported))
         app.add_error_handler(self.on_error)
@@ -132,8 +141,18 @@ class ChatHandlers:
     async def reset(self, update: Update, context: Context) -> None:
         """Start a new conversation; the old one stays stored."""
         assert update.effective_message is not None
-        await self._runner.reset(_chat_info(update), _user_info(update))
-        await update.effective_message.reply_text(RESET_DONE)
+        message = update.effective_message
+        await self._runner.reset(_chat_info(update), _user_info(update), topic(message))
+        await message.reply_text(RESET_DONE)
+
+    async def memory(self, update: Update, context: Context) -> None:
+        """Show what the bot remembers here: the summary and how many recent messages fit."""
+        message = update.effective_message
+        assert message is not None
+        found = await self._runner.remembered(
+            _chat_info(update), _user_info(update), topic(message)
+        )
+        await message.reply_text(describe_memory(found))
 
     async def stop(self, update: Update, context: Context) -> None:
         """Stop the reply being written in this chat; what was shown stays."""
@@ -152,7 +171,7 @@ class ChatHandlers:
         user = _user_info(update)
         if not await self._within_quota(message, user.id):
             return
-        stored = await self._runner.last_question(_chat_info(update), user)
+        stored = await self._runner.last_question(_chat_info(update), user, topic(message))
         if stored is None:
             await message.reply_text(NOTHING_TO_RETRY)
             return
@@ -175,7 +194,9 @@ class ChatHandlers:
             return
         if not await self._within_quota(message, _user_info(update).id):
             return
-        incoming = Incoming(_chat_info(update), _user_info(update), text, message.message_id)
+        incoming = Incoming(
+            _chat_info(update), _user_info(update), text, message.message_id, topic(message)
+        )
         await self._turn(
             update,
             context,
@@ -200,7 +221,7 @@ class ChatHandlers:
             message.chat_id,
             reply_to=reply_to,
             interval=s.edit_interval if private else s.group_edit_interval,
-            thread_id=message.message_thread_id if message.is_topic_message else None,
+            thread_id=topic(message),
             drafts=private and s.stream_mode == "draft",
         )
         control = TurnControl()
@@ -274,3 +295,23 @@ class ChatHandlers:
         if message.chat.type == ChatType.PRIVATE:
             return text
         return re.sub(rf"@{re.escape(username)}\b", "", text, flags=re.IGNORECASE).strip()
+
+
+def describe_memory(found: Remembered) -> str:
+    """The /memory answer."""
+    if found.recent_messages == 0 and not found.summary:
+        return "I don't remember anything of this conversation yet."
+    lines = []
+    if found.summary:
+        lines += [
+            f"Summary of our earlier conversation ({found.summary_tokens} tokens):",
+            found.summary,
+            "",
+        ]
+    else:
+        lines += ["No summary yet: everything we said still fits.", ""]
+    lines.append(
+        f"Recent messages I see word for word: {found.recent_messages} "
+        f"({found.recent_tokens} of {found.budget} tokens)."
+    )
+    return "\n".join(lines)[:4096]

@@ -135,3 +135,23 @@ def _trimmed(text: str, entities: tuple[Entity, ...]) -> Part | None:
 def render_plain(text: str) -> list[Part]:
     """Telegram messages showing `text` as it is."""
     return [Part(chunk) for chunk in split_text(text) if chunk.strip()]
+
+
+REASONING_SHOWN = 1500  # characters of the model's thinking shown (the rest is cut)
+
+
+def with_reasoning(parts: list[Part], reasoning: str) -> list[Part]:
+    """Put the model's thinking, collapsed (expandable blockquote), above the answer."""
+    text = reasoning.strip()
+    if not text:
+        return parts
+    if len(text) > REASONING_SHOWN:
+        text = text[: REASONING_SHOWN - 1].rstrip() + "…"
+    quote = Part(text, (("expandable_blockquote", 0, utf16_len(text), None, None),))
+    if not parts or utf16_len(text) + 2 + utf16_len(parts[0].text) > TELEGRAM_TEXT_LIMIT:
+        return [quote, *parts]
+    first, shift = parts[0], utf16_len(text) + 2
+    moved = tuple(
+        (t, offset + shift, length, url, lang) for t, offset, length, url, lang in first.entities
+    )
+    return [Part(f"{text}\n\n{first.text}", quote.entities + moved), *parts[1:]]

@@ -29,7 +29,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import ExtBot
 
 from bot.telegram.ratelimit import RateLimitArgs
-from bot.telegram.render import Part, render_markdown, render_plain
+from bot.telegram.render import Part, render_markdown, render_plain, with_reasoning
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class TelegramReply:
         self._draft_base = random.randint(1, 2**30)
         self._draft_shown: Part | None = None
         self._latest = ""
+        self._reasoning = ""  # shown collapsed above the answer (SHOW_REASONING)
         self._sent: list[tuple[int, Part]] = []  # (message id, what it shows) per part
         self._plain = False  # Telegram refused our formatting once: plain text from then on
         self._next_call = 0.0  # the cadence: when the next intermediate update may go
@@ -86,14 +87,14 @@ class TelegramReply:
     async def begin(self) -> None:
         self._typing = asyncio.create_task(self._keep_typing())
 
-    def push(self, text: str) -> None:
-        self._latest = text
+    def push(self, text: str, reasoning: str = "") -> None:
+        self._latest, self._reasoning = text, reasoning
         self._wake.set()
-        if self._flusher is None and text.strip():
+        if self._flusher is None and (text.strip() or reasoning.strip()):
             self._start_flusher()
 
-    async def finish(self, text: str) -> list[int]:
-        self._latest = text
+    async def finish(self, text: str, reasoning: str = "") -> list[int]:
+        self._latest, self._reasoning = text, reasoning
         self._final = True
         self._wake.set()
         self._finishing.set()
@@ -192,7 +193,7 @@ class TelegramReply:
     def _parts(self) -> list[Part]:
         if self._plain:
             return render_plain(self._latest)
-        return render_markdown(self._latest, final=self._final)
+        return with_reasoning(render_markdown(self._latest, final=self._final), self._reasoning)
 
     async def _sync(self) -> None:
         """Show the latest text; on refused formatting, once more as plain text."""

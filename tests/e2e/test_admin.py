@@ -135,6 +135,7 @@ NON_ADMIN_ATTEMPTS = {
     "allowchat": "/allowchat",
     "disallowchat": "/disallowchat",
     "memory": "/memory user",
+    "summary": "/summary off",
     "stats": "/stats",
     "profile": "/profile default",
 }
@@ -180,6 +181,7 @@ MALFORMED = {
     "allowchat": "/allowchat here",
     "disallowchat": "/disallowchat " + "9" * 30,
     "memory": "/memory sideways",
+    "summary": "/summary sometimes",
     "stats": "/stats 0",
     "profile-unknown": "/profile nosuch",
     "profile-args": "/profile a b",

@@ -74,7 +74,8 @@ async def test_the_user_field_is_a_salted_hash_never_the_raw_id(
 async def test_history_is_trimmed_oldest_first_to_the_token_budget(
     make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
 ) -> None:
-    settings = make_settings(context_tokens=400, max_reply_tokens=100)
+    # Plain trimming; the rolling summary has its own tests (test_memory.py).
+    settings = make_settings(context_tokens=400, max_reply_tokens=100, summary_enabled=False)
     sent = [f"Message number {i}: " + "lorem ipsum dolor sit amet " * 3 for i in range(12)]
     async with BotRuntime(settings):
         for text in sent:
@@ -278,7 +279,9 @@ async def test_a_100_message_history_is_cut_to_the_newest_turns_that_fit_1000_to
     model: OpenAIEmulator,
     database_url: str,
 ) -> None:
-    settings = make_settings(context_tokens=1256, max_reply_tokens=256)  # a 1,000-token budget
+    settings = make_settings(  # a 1,000-token budget, no summary: plain trimming
+        context_tokens=1256, max_reply_tokens=256, summary_enabled=False
+    )
     counter = TokenCounter(settings.model)
     full: list[dict[str, str]] = []
     async with BotRuntime(settings):

@@ -217,9 +217,18 @@ class BotAPIEmulator:
         first_name: str = "Alice",
         username: str | None = None,
         reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
     ) -> dict[str, Any]:
-        """A user writes ``text``; entities are detected like Telegram does."""
+        """A user writes ``text``; entities are detected like Telegram does.
+
+        ``message_thread_id`` posts in that topic of a forum supergroup (the chat becomes a
+        forum and the topic exists from then on), like a user writing inside a topic.
+        """
         entities = detect_entities(text)
+        fields: dict[str, Any] = {"text": text, "entities": entities or None}
+        if message_thread_id is not None:
+            self.state.topics.setdefault(chat_id, set()).add(message_thread_id)
+            fields.update(message_thread_id=message_thread_id, is_topic_message=True)
         return self._inject(
             chat_id,
             user_id,
@@ -228,7 +237,7 @@ class BotAPIEmulator:
             first_name,
             username,
             reply_to_message_id,
-            {"text": text, "entities": entities or None},
+            fields,
         )
 
     def send_message(

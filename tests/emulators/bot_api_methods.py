@@ -127,6 +127,15 @@ class BotMethods:
             return None
         raise bad_request("message to be replied not found")
 
+    def _thread(self, chat: dict[str, Any], params: Params) -> int | None:
+        """The forum topic to post in; Telegram refuses a topic that does not exist."""
+        thread = params.get("message_thread_id")
+        if thread is None:
+            return None
+        if not isinstance(thread, int) or thread not in self.state.topics.get(chat["id"], ()):
+            raise bad_request("message thread not found")
+        return thread
+
     @staticmethod
     def _markup(params: Params) -> dict[str, Any] | None:
         markup = params.get("reply_markup")
@@ -154,11 +163,15 @@ class BotMethods:
     ) -> dict[str, Any]:
         reply_to = self._reply_to(chat["id"], params)
         markup = self._markup(params)
+        thread = self._thread(chat, params)
         self._flood(chat)
+        if thread is not None:
+            fields = {**fields, "message_thread_id": thread, "is_topic_message": True}
         message = self.state.build_message(
             chat["id"], self.state.bot_user, reply_to, {**fields, "reply_markup": markup}
         )
         record.message_id, record.reply_to_message_id = message["message_id"], reply_to
+        record.message_thread_id = thread
         record.reply_markup = markup
         self.state.store_bot_message(message, record)
         return message
@@ -314,7 +327,7 @@ class BotMethods:
         return True
 
     async def m_sendChatAction(self, params: Params) -> Any:
-        self._chat(params)
+        self._thread(self._chat(params), params)
         if params.get("action") not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
         return True

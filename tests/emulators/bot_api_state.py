@@ -61,6 +61,7 @@ class EmulatorState:
         self.history: dict[int, QueuedUpdate] = {}
         self.callback_queries: dict[str, bool] = {}
         self.drafts: dict[int, list[dict[str, Any]]] = {}
+        self.topics: dict[int, set[int]] = {}  # forum topics (message_thread_id) per chat
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.webhook: dict[str, Any] = {"url": ""}
         self.allowed_updates: list[str] = []
@@ -93,6 +94,8 @@ class EmulatorState:
                 chat["username"] = user["username"]
         else:
             chat = {"id": chat_id, "type": chat_type, "title": title or "Test group"}
+            if chat_id in self.topics:
+                chat["is_forum"] = True
         self.chats[chat_id] = chat
         self.messages.setdefault(chat_id, {})
         return chat

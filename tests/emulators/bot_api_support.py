@@ -76,6 +76,7 @@ class ChatMessage:
     document: bytes | None = None
     file_name: str | None = None
     reply_markup: dict[str, Any] | None = None
+    message_thread_id: int | None = None  # the forum topic it was sent to
 
 
 @dataclass(frozen=True)

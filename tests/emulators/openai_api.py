@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -57,6 +58,7 @@ from tests.emulators.openai_tokens import (
 __all__ = ["OpenAIEmulator", "RecordedRequest", "Reply"]
 
 CHAT_PATH = "/v1/chat/completions"
+SUMMARY_MARKER = "running summary"
 LEGACY_PATH = "/v1/completions"
 RESPONSES_PATH = "/v1/responses"
 AZURE_PREFIX = "/openai/"
@@ -96,6 +98,9 @@ class OpenAIEmulator:
         self.reasoning_models = set(REASONING_MODELS)
         self.azure_api_version = AZURE_API_VERSION
         self.azure_deployments: dict[str, str] = {}  # deployment → model; default: same name
+        # Simulate a model whose tokenizer counts more (or less) than o200k: prompt tokens of
+        # that model are scaled (rounded up) in usage and in the context-window check.
+        self.token_factors: dict[str, float] = {}
         self.responder: Callable[[dict[str, Any]], Reply | str] | None = None
         self.requests: list[RecordedRequest] = []
         self.open_streams = 0
@@ -257,9 +262,10 @@ class OpenAIEmulator:
         messages: list[dict[str, Any]] = body["messages"]
         users = [m for m in messages if m.get("role") == "user"]
         last_user = content_text(users[-1].get("content")) if users else ""
-        prompt = _Prompt(
-            "chat", body["model"], _count_prompt_tokens(messages), f"Echo: {last_user}"
-        )
+        factor = self.token_factors.get(str(body["model"]), 1.0)
+        tokens = math.ceil(_count_prompt_tokens(messages) * factor)
+        default = summary_text(messages) if is_summary_request(body) else f"Echo: {last_user}"
+        prompt = _Prompt("chat", body["model"], tokens, default)
         return await self._serve(request, body, prompt)
 
     async def _handle_legacy(self, request: web.Request) -> web.StreamResponse:
@@ -313,6 +319,8 @@ class OpenAIEmulator:
                 self._queue.appendleft(reply)
             raise
         completion = _build_completion(body, prompt, reply)
+        if reply.hold is not None:
+            await reply.hold.wait()
         stream = body.get("stream") is True
         if stream:
             self.open_streams += 1
@@ -348,6 +356,19 @@ class OpenAIEmulator:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def is_summary_request(body: dict[str, Any]) -> bool:
+    """Whether a chat request asks for a conversation summary (the bot's summary call)."""
+    messages = body.get("messages") or []
+    first = messages[0] if messages and isinstance(messages[0], dict) else {}
+    return first.get("role") == "system" and SUMMARY_MARKER in content_text(first.get("content"))
+
+
+def summary_text(messages: list[dict[str, Any]]) -> str:
+    """The default answer to a summary call: short, deterministic, naming the last line."""
+    lines = content_text(messages[-1].get("content")).splitlines()
+    return f"Summary of {len(lines)} lines, the last: {lines[-1][:60] if lines else ''}"
 
 
 def _as_reply(reply: Reply | str) -> Reply:

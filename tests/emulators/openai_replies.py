@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class Reply:
     empty_first_delta: bool = False
     fail_after: int | None = None
     fail_event: str = "response.failed"
+    hold: asyncio.Event | None = None  # answer only once the test sets it
 
 
 @dataclass

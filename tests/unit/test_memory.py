@@ -72,6 +72,7 @@ async def build(
     *,
     system_prompt: str = SYSTEM,
     new_message: HistoryItem = NEW,
+    summary: str = "",
 ) -> Prompt:
     source = history if isinstance(history, History) else History(reversed(history))
     return await build_prompt(
@@ -80,6 +81,7 @@ async def build(
         history=source,
         budget=budget,
         counter=COUNTER,
+        summary=summary,
     )
 
 
@@ -264,3 +266,38 @@ def test_any_prompt_is_a_newest_suffix_within_budget_counted_by_the_cookbook(
     assert prompt.history_kept == len(expected)
     assert prompt.tokens <= budget
     assert prompt.tokens == cookbook_tokens(prompt.messages)
+
+
+# --- the rolling summary ------------------------------------------------------------------------
+
+
+async def test_the_summary_rides_in_the_one_system_message() -> None:
+    prompt = await build(conversation(2), 10_000, summary="Alice likes tea.")
+    first = prompt.messages[0]
+    assert first.role == "system"
+    assert first.content == f"{SYSTEM}\n\nSummary of the earlier conversation:\nAlice likes tea."
+    assert [m.role for m in prompt.messages].count("system") == 1
+    assert prompt.with_summary and prompt.history_kept == 4
+    assert prompt.tokens == cookbook_tokens(prompt.messages)
+
+
+async def test_the_summary_alone_is_the_system_message_without_a_system_prompt() -> None:
+    prompt = await build([], 10_000, system_prompt="", summary="Alice likes tea.")
+    assert prompt.messages[0] == ChatMessage(
+        "system", "Summary of the earlier conversation:\nAlice likes tea."
+    )
+    assert prompt.tokens == cookbook_tokens(prompt.messages)
+
+
+async def test_the_summary_takes_its_room_from_the_history() -> None:
+    without = await build(conversation(30), 600)
+    with_summary = await build(conversation(30), 600, summary="word " * 100)
+    assert with_summary.history_kept < without.history_kept
+    assert with_summary.tokens <= 600
+
+
+async def test_a_summary_that_leaves_no_room_for_the_new_message_is_dropped() -> None:
+    budget = base_cost() + 5
+    prompt = await build([], budget, summary="word " * 100)
+    assert not prompt.with_summary
+    assert prompt.messages[0].content == SYSTEM
