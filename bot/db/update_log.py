@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,17 @@ async def pending_before(session: AsyncSession, chat_id: int, update_id: int) ->
         .order_by(UpdateLog.update_id)
     )
     return list(rows)
+
+
+async def pending_chats(session: AsyncSession) -> list[int]:
+    """Chats with updates taken but never handled (a previous run was killed), oldest first."""
+    rows = await session.execute(
+        select(UpdateLog.chat_id, func.min(UpdateLog.update_id).label("first"))
+        .where(UpdateLog.done.is_(False), UpdateLog.chat_id.is_not(None))
+        .group_by(UpdateLog.chat_id)
+        .order_by("first")
+    )
+    return [chat_id for chat_id, _ in rows if chat_id is not None]
 
 
 async def is_done(session: AsyncSession, update_id: int) -> bool:

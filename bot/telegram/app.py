@@ -109,6 +109,10 @@ class BotRuntime:
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
+        processor = self.app.update_processor
+        assert isinstance(processor, ChatOrderedUpdateProcessor)
+        if chats := await processor.replay_pending(self.app.bot):
+            logger.warning("handling updates a previous run left unfinished in %d chats", chats)
         default = backends.endpoint(DEFAULT_PROFILE)
         readiness = Readiness(
             self._engine, self._http, default.models_url(), default.request_headers()

@@ -76,6 +76,10 @@ class UpdateGate:
             yield
         # Commit (or the pool's rollback on return) ends the transaction and frees the lock.
 
+    async def pending_chats(self) -> list[int]:
+        async with self._sessions() as session:
+            return await update_log.pending_chats(session)
+
     async def earlier_pending(self, chat_id: int, update_id: int, bot: Bot) -> list[Update]:
         """The chat's updates taken before this one and not handled yet (by any replica)."""
         async with self._sessions() as session:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import BaseUpdateProcessor
 
 from bot.metrics import DUPLICATE_UPDATES
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 UpdateCheck = Callable[[Update], bool]
 BusyReply = Callable[[Update], Awaitable[None]]
 Process = Callable[[Update], Awaitable[None]]
+REPLAY_ALL = 2**63 - 1  # above every update id
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
@@ -103,16 +104,44 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
     ) -> None:
         """Under the chat's shared lock: earlier pending updates first, then this one once."""
         async with gate.chat_turn(chat_id):
-            for earlier in await gate.earlier_pending(chat_id, update.update_id, update.get_bot()):
-                if self.process_earlier is not None:
-                    logger.info("chat %s: handling earlier update %s", chat_id, earlier.update_id)
-                    await self.process_earlier(earlier)
-                await gate.done(earlier.update_id)
+            await self._handle_earlier(gate, chat_id, update.update_id, update.get_bot())
             if await gate.is_done(update.update_id):
                 _discard(coroutine)
                 return
             await coroutine
             await gate.done(update.update_id)
+
+    async def _handle_earlier(self, gate: UpdateGate, chat_id: int, before: int, bot: Bot) -> None:
+        for earlier in await gate.earlier_pending(chat_id, before, bot):
+            if self.process_earlier is not None:
+                logger.info("chat %s: handling earlier update %s", chat_id, earlier.update_id)
+                await self.process_earlier(earlier)
+            await gate.done(earlier.update_id)
+
+    async def replay_pending(self, bot: Bot) -> int:
+        """Handle, in the background, the updates a killed run had taken but not handled (each
+        chat in order, under its turn); return how many chats had some."""
+        if self._gate is None:
+            return 0
+        chats = await self._gate.pending_chats()
+        for chat_id in chats:
+            task = asyncio.create_task(self._replay_chat(self._gate, chat_id, bot))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return len(chats)
+
+    async def _replay_chat(self, gate: UpdateGate, chat_id: int, bot: Bot) -> None:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._holders[chat_id] = self._holders.get(chat_id, 0) + 1
+        try:
+            async with lock, gate.chat_turn(chat_id):
+                await self._handle_earlier(gate, chat_id, REPLAY_ALL, bot)
+        except Exception:  # one chat's leftovers must not stop the others
+            logger.exception("chat %s: replaying unfinished updates failed", chat_id)
+        finally:
+            self._holders[chat_id] -= 1
+            if not self._holders[chat_id]:
+                del self._holders[chat_id], self._locks[chat_id]
 
     @staticmethod
     async def _record(gate: UpdateGate, update: object) -> bool:
