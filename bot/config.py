@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     health_port: int = Field(
         0, ge=0, le=65535, description="Polling mode: port of /healthz, /readyz, /metrics; 0 = off."
     )
+    advisory_locks: bool = Field(
+        False,
+        description="PostgreSQL: a per-chat advisory lock per turn, for several replicas.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, seconds running replies get to finish."
     )

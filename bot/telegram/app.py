@@ -104,7 +104,7 @@ class BotRuntime:
             if settled := await store.close_unfinished_replies(session):
                 logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = self.runner = TurnRunner(settings, sessions, client)
-        self._gate = UpdateGate(self._engine, sessions)
+        self._gate = UpdateGate(self._engine, sessions, advisory_locks=settings.advisory_locks)
         self.app = build_application(settings, runner, sessions, self._gate)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)

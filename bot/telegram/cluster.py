@@ -1,11 +1,13 @@
 """What replicas share through the database: which updates were taken, and whose turn it is.
 
 Every update is recorded in `update_log` (its id is the primary key) before it is handled, so a
-redelivered update is a no-op in any replica. A chat's updates run under a PostgreSQL advisory
-lock on the chat id (`pg_advisory_xact_lock`, held by a transaction on a separate small pool
-for the whole turn); whoever holds it first handles the chat's earlier pending updates, oldest
-first, so replicas keep each chat in order. SQLite serves one process: the in-process lock of
-`ChatOrderedUpdateProcessor` is enough there and the advisory lock is skipped.
+redelivered update is a no-op in any replica. With ADVISORY_LOCKS on (several replicas on
+PostgreSQL), a chat's updates run under a PostgreSQL advisory lock on the chat id
+(`pg_advisory_xact_lock`, held by a transaction on a separate small pool for the whole turn);
+whoever holds it first handles the chat's earlier pending updates, oldest first, so replicas
+keep each chat in order. One process needs no such lock (it costs a connection per running
+turn): the in-process lock of `ChatOrderedUpdateProcessor` is enough, and it is the only one
+on SQLite.
 """
 
 from __future__ import annotations
@@ -42,10 +44,16 @@ def chat_of(update: Update) -> int | None:
 class UpdateGate:
     """The update log and the per-chat advisory lock of one replica."""
 
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        advisory_locks: bool = False,
+    ) -> None:
         self._sessions = sessions
         self._locks: AsyncEngine | None = None
-        if engine.dialect.name == "postgresql":
+        if advisory_locks and engine.dialect.name == "postgresql":
             self._locks = create_async_engine(
                 engine.url,
                 pool_size=LOCK_POOL_SIZE,

@@ -16,6 +16,7 @@ from tests.emulators.bot_api import BotAPIEmulator
 from tests.emulators.openai_api import OpenAIEmulator
 
 CHAT = 5151
+AUTH = {"Authorization": "Bearer sk-test-key"}  # the emulator checks the key on /models
 
 
 async def test_health_and_readiness_in_webhook_mode(make_settings: SettingsFactory) -> None:
@@ -42,7 +43,7 @@ async def _readyz(readiness: Readiness) -> httpx.Response:
 async def test_readiness_is_503_naming_the_database_when_it_is_down(model: OpenAIEmulator) -> None:
     down = create_engine(f"postgresql+asyncpg://bot:pw@127.0.0.1:{free_port()}/bot")
     async with httpx.AsyncClient() as http:
-        response = await _readyz(Readiness(down, http, f"{model.base_url}/models"))
+        response = await _readyz(Readiness(down, http, f"{model.base_url}/models", AUTH))
     await down.dispose()
     assert response.status_code == 503
     body = response.json()
@@ -55,7 +56,7 @@ async def test_readiness_is_503_naming_the_model_when_it_is_down(database_url: s
     engine = create_engine(database_url)
     async with httpx.AsyncClient() as http:
         gone = f"http://127.0.0.1:{free_port()}/v1"
-        response = await _readyz(Readiness(engine, http, f"{gone}/models"))
+        response = await _readyz(Readiness(engine, http, f"{gone}/models", AUTH))
     await engine.dispose()
     assert response.status_code == 503
     assert response.json()["failed"] == ["model"]

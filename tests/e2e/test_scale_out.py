@@ -47,6 +47,7 @@ async def _replica(
         "OPENAI_API_KEY": "sk-test-key",
         "DATABASE_URL": url,
         "MODE": "webhook",
+        "ADVISORY_LOCKS": "true",
         "WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
         "WEBHOOK_LISTEN": "127.0.0.1",
         "WEBHOOK_PORT": str(port),
