@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     health_port: int = Field(
         0, ge=0, le=65535, description="Polling mode: port of /healthz, /readyz, /metrics; 0 = off."
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections kept open; up to as many more in bursts.",
+    )
     advisory_locks: bool = Field(
         False,
         description="PostgreSQL: a per-chat advisory lock per turn, for several replicas.",

@@ -94,7 +94,7 @@ class BotRuntime:
     async def start(self) -> None:
         settings = self.settings
         quiet_secret_loggers()  # also when embedded without the CLI's logging set-up
-        self._engine = create_engine(settings.resolved_database_url)
+        self._engine = create_engine(settings.resolved_database_url, settings.database_pool_size)
         await upgrade_to_head(self._engine)
         self._http = model_http_client(settings)
         backends = Backends.from_settings(self._http, settings)
@@ -104,7 +104,12 @@ class BotRuntime:
             if settled := await store.close_unfinished_replies(session):
                 logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = self.runner = TurnRunner(settings, sessions, client)
-        self._gate = UpdateGate(self._engine, sessions, advisory_locks=settings.advisory_locks)
+        self._gate = UpdateGate(
+            self._engine,
+            sessions,
+            advisory_locks=settings.advisory_locks,
+            pool_size=settings.database_pool_size,
+        )
         self.app = build_application(settings, runner, sessions, self._gate)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)

@@ -30,8 +30,6 @@ from bot.db import update_log
 
 logger = logging.getLogger(__name__)
 
-LOCK_POOL_SIZE = 16
-LOCK_POOL_OVERFLOW = 48  # at most 64 chats in a turn at once per replica
 LOCK_WAIT_SECONDS = 600
 PRUNE_EVERY = 1_000
 
@@ -50,18 +48,24 @@ class UpdateGate:
         sessions: async_sessionmaker[AsyncSession],
         *,
         advisory_locks: bool = False,
+        pool_size: int = 10,
     ) -> None:
         self._sessions = sessions
         self._locks: AsyncEngine | None = None
         if advisory_locks and engine.dialect.name == "postgresql":
             self._locks = create_async_engine(
                 engine.url,
-                pool_size=LOCK_POOL_SIZE,
-                max_overflow=LOCK_POOL_OVERFLOW,
+                pool_size=pool_size,  # at most 2 × pool_size chats in a turn at once
+                max_overflow=pool_size,
                 pool_timeout=LOCK_WAIT_SECONDS,
                 pool_pre_ping=True,
             )
         self._recorded = 0
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas may handle this chat's updates too (advisory locks on)."""
+        return self._locks is not None
 
     async def record(self, update: Update) -> bool:
         """Take the update; False when some replica took it before (ignore it then)."""

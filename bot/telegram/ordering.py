@@ -9,8 +9,9 @@ that was taken before (a redelivery, possibly to another replica) is dropped; se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from telegram import Bot, Update
@@ -45,7 +46,7 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._records = records  # False when the webhook recorded updates before queueing them
         self.process_earlier: Process | None = None  # Application.process_update, once built
         self.running: set[asyncio.Task[Any]] = set()
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._tails: dict[int, asyncio.Future[None]] = {}  # per chat: the last place in line
         self._holders: dict[int, int] = {}
         self._max_queued = max_queued_per_chat
         self._skips_queue = skips_queue
@@ -82,32 +83,58 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
                 await gate.record(update)
             await self._done(update)
             return
-        lock = self._locks.setdefault(chat.id, asyncio.Lock())
-        self._holders[chat.id] = self._holders.get(chat.id, 0) + 1  # before any await
-        try:
+        # The place in the chat's line is taken now, on arrival, before any await: recording
+        # the update takes a database round trip whose finishing order is anyone's guess.
+        async with self._place(chat.id) as my_turn:
             if gate is not None and self._records and not await self._record(gate, update):
                 _discard(coroutine)
                 return
-            async with lock:
-                if gate is None:
-                    await coroutine
-                else:
-                    assert isinstance(update, Update)
-                    await self._in_turn(gate, chat.id, update, coroutine)
+            await my_turn()
+            if gate is None:
+                await coroutine
+            else:
+                assert isinstance(update, Update)
+                await self._in_turn(gate, chat.id, update, coroutine)
+
+    @contextlib.asynccontextmanager
+    async def _place(self, chat_id: int) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """A place at the end of the chat's line, taken on entry without suspending (nothing is
+        awaited before the yield); yields a wait for the turn, which comes once every earlier
+        place is left."""
+        earlier = self._tails.get(chat_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[chat_id] = mine
+        self._holders[chat_id] = self._holders.get(chat_id, 0) + 1
+
+        async def my_turn() -> None:
+            if earlier is not None:
+                await asyncio.shield(earlier)  # never cancel the place before ours
+
+        try:
+            yield my_turn
         finally:
-            self._holders[chat.id] -= 1
-            if not self._holders[chat.id]:
-                del self._holders[chat.id], self._locks[chat.id]
+            if earlier is None or earlier.done():
+                mine.set_result(None)
+            else:  # left before our turn: the next in line still waits for the earlier one
+                earlier.add_done_callback(lambda _: mine.set_result(None))
+            self._holders[chat_id] -= 1
+            if not self._holders[chat_id]:
+                del self._holders[chat_id]
+            if self._tails.get(chat_id) is mine:
+                del self._tails[chat_id]
 
     async def _in_turn(
         self, gate: UpdateGate, chat_id: int, update: Update, coroutine: Awaitable[Any]
     ) -> None:
         """Under the chat's shared lock: earlier pending updates first, then this one once."""
         async with gate.chat_turn(chat_id):
-            await self._handle_earlier(gate, chat_id, update.update_id, update.get_bot())
-            if await gate.is_done(update.update_id):
-                _discard(coroutine)
-                return
+            # Another replica may have taken this chat's earlier updates, or this one, first.
+            # One process alone needs no such check: its start-up replays what a killed run left.
+            if gate.shared:
+                await self._handle_earlier(gate, chat_id, update.update_id, update.get_bot())
+                if await gate.is_done(update.update_id):
+                    _discard(coroutine)
+                    return
             await coroutine
             await gate.done(update.update_id)
 
@@ -131,17 +158,13 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         return len(chats)
 
     async def _replay_chat(self, gate: UpdateGate, chat_id: int, bot: Bot) -> None:
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        self._holders[chat_id] = self._holders.get(chat_id, 0) + 1
         try:
-            async with lock, gate.chat_turn(chat_id):
-                await self._handle_earlier(gate, chat_id, REPLAY_ALL, bot)
+            async with self._place(chat_id) as my_turn:
+                await my_turn()
+                async with gate.chat_turn(chat_id):
+                    await self._handle_earlier(gate, chat_id, REPLAY_ALL, bot)
         except Exception:  # one chat's leftovers must not stop the others
             logger.exception("chat %s: replaying unfinished updates failed", chat_id)
-        finally:
-            self._holders[chat_id] -= 1
-            if not self._holders[chat_id]:
-                del self._holders[chat_id], self._locks[chat_id]
 
     @staticmethod
     async def _record(gate: UpdateGate, update: object) -> bool:

@@ -80,7 +80,10 @@ async def test_200_chats_times_5_turns_at_once_are_all_answered_with_complete_or
 
     for chat_id in chats:
         shown_texts = [m.text for m in telegram.bot_messages(chat_id)]
-        assert shown_texts == [f"Echo: {question(chat_id, t)}" for t in range(TURNS)], chat_id
+        assert shown_texts == [f"Echo: {question(chat_id, t)}" for t in range(TURNS)], (
+            chat_id,
+            shown_texts,
+        )
 
     stored = await stored_by_chat(database_url)
     assert sorted(stored) == list(chats)

@@ -48,6 +48,7 @@ async def _replica(
         "DATABASE_URL": url,
         "MODE": "webhook",
         "ADVISORY_LOCKS": "true",
+        "DATABASE_POOL_SIZE": "5",  # 2 replicas × (10 + 10 lock) connections: leave room for CI
         "WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
         "WEBHOOK_LISTEN": "127.0.0.1",
         "WEBHOOK_PORT": str(port),
