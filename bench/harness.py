@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
@@ -30,7 +30,16 @@ from tests.emulators.openai_api import OpenAIEmulator, Reply
 from tests.emulators.openai_stream import Pacer
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-PY_SPY = (str(Path(sys.executable).with_name("py-spy")), "record", "--idle", "-f", "raw", "-r", "250")
+PY_SPY = (
+    str(Path(sys.executable).with_name("py-spy")),
+    "record",
+    "--idle",
+    "-f",
+    "raw",
+    "-r",
+    "250",
+)
+PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 FINAL_METHODS = ("sendMessage", "editMessageText")  # calls that leave a real message
 REPLY_WORDS = "Streaming a reply costs the bot almost nothing compared with the model itself."
 
@@ -170,14 +179,19 @@ async def bot_process(
     writes collapsed stacks there.
     """
     args = ["-m", "bench.botproc", *(["--open-limits"] if open_limits else [])]
-    root = str(Path(__file__).resolve().parent.parent)
-    child_env = {**os.environ, "PYTHONPATH": root, **env}
+    child_env = {**os.environ, "PYTHONPATH": PROJECT_ROOT, **env}
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as cwd:  # no stray .env file
-        process = await asyncio.create_subprocess_exec(sys.executable, *args, env=child_env, cwd=cwd)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=child_env, cwd=cwd
+        )
         spy = None
         if profile is not None:
             spy = await asyncio.create_subprocess_exec(
-                *PY_SPY, "--pid", str(process.pid), "-o", str(profile),
+                *PY_SPY,
+                "--pid",
+                str(process.pid),
+                "-o",
+                str(profile),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
@@ -223,7 +237,7 @@ def shown(telegram: BotAPIEmulator, chat_id: int) -> str:
 
 
 async def wait_replies(
-    telegram: BotAPIEmulator, replies: dict[int, int], expected: str, timeout: float
+    telegram: BotAPIEmulator, replies: dict[int, int], expected: str, limit: float
 ) -> None:
     """Wait until each chat shows the model's text ``replies[chat]`` times (or time out)."""
 
@@ -234,7 +248,7 @@ async def wait_replies(
         )
 
     with contextlib.suppress(AssertionError):  # what is missing is reported, not raised
-        await telegram.wait_for(done, timeout=timeout)
+        await telegram.wait_for(done, timeout=limit)
 
 
 @dataclass(frozen=True)
@@ -245,9 +259,7 @@ class TurnTimes:
     to_final: float | None  # last model token -> final edit sent
 
 
-def turn_times(
-    telegram: BotAPIEmulator, model: TimedModel, chat_id: int, turn: int
-) -> TurnTimes:
+def turn_times(telegram: BotAPIEmulator, model: TimedModel, chat_id: int, turn: int) -> TurnTimes:
     """The two overheads of one chat's turn, from the emulators' records."""
     key = prompt_for(chat_id, turn)
     call = next((c for c in model.calls if c.key == key), None)
@@ -289,7 +301,7 @@ def percentiles(values: Iterable[float | None]) -> dict[str, float | int | None]
         return {"n": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None}
 
     def rank(q: float) -> float:
-        index = min(len(data) - 1, max(0, int(round(q * len(data) + 0.5)) - 1))
+        index = min(len(data) - 1, max(0, round(q * len(data) + 0.5) - 1))
         return round(data[index] * 1000, 2)
 
     return {"n": len(data), "p50_ms": rank(0.50), "p95_ms": rank(0.95), "p99_ms": rank(0.99)}

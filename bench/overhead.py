@@ -13,9 +13,6 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.db.migrate import upgrade_to_head
-from bot.db.models import Chat, Conversation, Message, Role, Status, User
-from bot.llm.tokens import TokenCounter
 from bench.harness import (
     Latency,
     TimedModel,
@@ -30,6 +27,9 @@ from bench.harness import (
     turn_times,
     wait_replies,
 )
+from bot.db.migrate import upgrade_to_head
+from bot.db.models import Chat, Conversation, Message, Role, Status, User
+from bot.llm.tokens import TokenCounter
 from tests.emulators.bot_api import BotAPIEmulator
 
 FIRST_CHAT = 700_000_000
@@ -77,13 +77,13 @@ async def rig(
             r.peak_rss_mb = peak_rss_mb(process.pid)
 
 
-async def run_turns(r: Rig, chats: int, turn: int, timeout: float) -> list[TurnTimes]:
+async def run_turns(r: Rig, chats: int, turn: int, limit: float) -> list[TurnTimes]:
     """All ``chats`` private chats write at once; the overheads of every chat's turn."""
     chat_ids = [FIRST_CHAT + i for i in range(chats)]
     for chat_id in chat_ids:
         r.turns[chat_id] = r.turns.get(chat_id, 0) + 1
     send_all(r.telegram, chat_ids, turn)
-    await wait_replies(r.telegram, {c: r.turns[c] for c in chat_ids}, r.model.text, timeout)
+    await wait_replies(r.telegram, {c: r.turns[c] for c in chat_ids}, r.model.text, limit)
     return [turn_times(r.telegram, r.model, c, turn) for c in chat_ids]
 
 
@@ -106,9 +106,9 @@ async def concurrency(
 ) -> dict[str, Any]:
     """One turn in each of ``chats`` chats at once (after one warm-up turn in one chat)."""
     async with rig(database, latency, flood=flood, profile=profile) as r:
-        await run_turns(r, 1, 0, timeout=30)  # warm-up: imports, first connections
+        await run_turns(r, 1, 0, limit=30)  # warm-up: imports, first connections
         started = time.monotonic()
-        times = await run_turns(r, chats, 1, timeout=60 + chats)
+        times = await run_turns(r, chats, 1, limit=60 + chats)
         elapsed = time.monotonic() - started
         wrong = sum(
             shown(r.telegram, FIRST_CHAT + i).count(r.model.text) == 0 for i in range(chats)
@@ -162,7 +162,7 @@ async def history_length(
             seed_s = time.monotonic() - seeded
             times: list[TurnTimes] = []
             for turn in range(turns + 1):  # turn 0 warms up
-                batch = await run_turns(r, 1, turn, timeout=30)
+                batch = await run_turns(r, 1, turn, limit=30)
                 if turn:
                     times.extend(batch)
         results[str(size)] = summarize(times, expected=turns) | {"setup_s": round(seed_s, 2)}

@@ -32,8 +32,14 @@ def _overhead(title: str, by_db: dict[str, dict[str, Any]]) -> list[str]:
         for chats, r in runs.items():
             req, fin = r["update_to_request"], r["last_token_to_final_edit"]
             rows.append(
-                [db, chats, *(req[p] for p in PCTS), *(fin[p] for p in PCTS)]
-                + [r["incomplete"], r["seconds"]]
+                [
+                    db,
+                    chats,
+                    *(req[p] for p in PCTS),
+                    *(fin[p] for p in PCTS),
+                    r["incomplete"],
+                    r["seconds"],
+                ]
             )
     return [title, *_rows(header, rows), ""]
 
