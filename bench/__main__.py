@@ -63,7 +63,7 @@ async def run(plan: Plan, *, postgres: bool = True, profile: Path | None = None)
         skipped = "not requested (--no-postgres)"
     short = Latency(plan.latency.telegram, plan.latency.first_token, 1000.0, 10)
     results: dict[str, Any] = {
-        "plan": asdict(plan),
+        "plan": json.loads(json.dumps(asdict(plan))),  # tuples as lists, as in the file
         "postgresql_skipped": skipped,
         "overhead": {},
         "overhead_no_flood_limits": {},

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.harness import (
@@ -84,6 +84,8 @@ async def run_turns(r: Rig, chats: int, turn: int, limit: float) -> list[TurnTim
         r.turns[chat_id] = r.turns.get(chat_id, 0) + 1
     send_all(r.telegram, chat_ids, turn)
     await wait_replies(r.telegram, {c: r.turns[c] for c in chat_ids}, r.model.text, limit)
+    # The emulator shows a new text on arrival but records the call after its latency.
+    await asyncio.sleep(r.telegram.latency + 0.05)
     return [turn_times(r.telegram, r.model, c, turn) for c in chat_ids]
 
 
@@ -147,6 +149,10 @@ async def seed_history(url: str, chat_id: int, count: int) -> None:
                     for n in range(start, min(count, start + SEED_BATCH))
                 ]
                 await connection.execute(insert(Message), rows)
+        if engine.dialect.name == "postgresql":  # what autovacuum would have done by now
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text("VACUUM ANALYZE messages"))
     finally:
         await engine.dispose()
 
