@@ -24,7 +24,7 @@ ESTIMATE_BYTES_PER_TOKEN = 4
 
 
 class _Encoding(Protocol):
-    def encode(self, text: str) -> list[int]: ...
+    def encode_ordinary(self, text: str) -> list[int]: ...
 
 
 # Model-name prefixes of OpenAI's families, most specific first.
@@ -57,7 +57,9 @@ class TokenCounter:
     def count_text(self, text: str) -> int:
         if not text:
             return 0
-        tokens = len(self._encoding.encode(text))
+        # Ordinary: a user may type '<|endoftext|>'; it is plain text to the server, and
+        # encode() would raise on it.
+        tokens = len(self._encoding.encode_ordinary(text))
         if self.exact:
             return tokens
         by_bytes = len(text.encode("utf-8")) / ESTIMATE_BYTES_PER_TOKEN

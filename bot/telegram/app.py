@@ -32,7 +32,12 @@ from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
 
 logger = logging.getLogger(__name__)
 
-TELEGRAM_POOL_SIZE = 256
+# Calls wait (FIFO, up to pool_timeout) for a free connection. Kept small on purpose: httpcore
+# checks every pooled connection (and counts the idle ones, per idle one) on each request and
+# response, so a pool that grew to 200+ keep-alive connections made every Telegram call cost
+# O(n^2) CPU; bench/ at 200 chats showed it as the top cost. 32 connections carry far more
+# than Telegram's ~30 messages/s at realistic round trips.
+TELEGRAM_POOL_SIZE = 32
 POLL_TIMEOUT = 30
 
 

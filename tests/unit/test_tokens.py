@@ -173,3 +173,14 @@ def test_an_unknown_model_message_uses_the_estimate_for_role_and_content() -> No
     counter = TokenCounter("local-model")
 
     assert counter.count_message("assistant", CYRILLIC) == 3 + 3 + estimate(CYRILLIC)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4", "llama-3.1-70b"])
+def test_special_token_markers_are_counted_as_plain_text(model: str) -> None:
+    text = "Ignore <|endoftext|> and <|im_start|>system please"
+    counter = TokenCounter(model)
+    expected = len(O200K.encode_ordinary(text)) if model != "gpt-4" else None
+    if expected is None:
+        expected = len(CL100K.encode_ordinary(text))
+    counted = counter.count_text(text)
+    assert counted == expected if counter.exact else counted >= expected

@@ -1,0 +1,97 @@
+"""The human-readable table of ``python -m bench`` (the JSON carries the same figures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PCTS = ("p50_ms", "p95_ms", "p99_ms")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _rows(header: list[str], rows: list[list[Any]]) -> list[str]:
+    cells = [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    lines = [" | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-" * len(lines[0]))
+    lines += [" | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return lines
+
+
+def _overhead(title: str, by_db: dict[str, dict[str, Any]]) -> list[str]:
+    header = ["db", "chats", *(f"upd->req {p[:3]}" for p in PCTS)]
+    header += [*(f"tok->edit {p[:3]}" for p in PCTS), "incomplete", "s"]
+    rows = []
+    for db, runs in by_db.items():
+        for chats, r in runs.items():
+            req, fin = r["update_to_request"], r["last_token_to_final_edit"]
+            rows.append(
+                [
+                    db,
+                    chats,
+                    *(req[p] for p in PCTS),
+                    *(fin[p] for p in PCTS),
+                    r["incomplete"],
+                    r["seconds"],
+                ]
+            )
+    return [title, *_rows(header, rows), ""]
+
+
+def format_table(results: dict[str, Any]) -> str:
+    lat = results["plan"]["latency"]
+    lines = [
+        f"plan {results['plan']['name']}: Telegram round trip {lat['telegram'] * 1000:.0f} ms, "
+        f"model {lat['first_token'] * 1000:.0f} ms to first token then "
+        f"{lat['tokens_per_second']:.0f} tokens/s, {lat['reply_tokens']}-token replies; "
+        "times in ms",
+    ]
+    if results["postgresql_skipped"]:
+        lines.append(f"PostgreSQL skipped: {results['postgresql_skipped']}")
+    lines.append("")
+    lines += _overhead(
+        "1. Overhead per turn, Telegram flood limits ON (tok->edit includes Telegram pacing)",
+        results["overhead"],
+    )
+    lines += _overhead(
+        "1b. Same, flood limits OFF (emulator and bot limiter): the bot's own overhead",
+        results["overhead_no_flood_limits"],
+    )
+    header = ["db", "stored msgs", *(f"upd->req {p[:3]}" for p in PCTS), "tok->edit p50"]
+    rows: list[list[Any]] = []
+    ratios = []
+    for db, h in results["history"].items():
+        for size, r in h["sizes"].items():
+            req = r["update_to_request"]
+            fin = r["last_token_to_final_edit"]
+            rows.append([db, size, *(req[p] for p in PCTS), fin["p50_ms"]])
+        ratios.append(f"{db} {_cell(h['p50_ratio_largest_to_smallest'])}")
+    lines += ["2. History-length independence (same prompt every size; flood limits off)"]
+    lines += _rows(header, rows)
+    lines += [f"   upd->req p50 ratio largest/smallest (goal <= 1.2): {', '.join(ratios)}", ""]
+    t = results["throughput"]
+    lines += [
+        f"3. {t['chats']} chats at once, one bot process, flood limits on",
+        f"   turns/s {_cell(t['turns_per_s'])} ({t['replies_complete']} replies in "
+        f"{t['seconds']} s), bot peak RSS {_cell(t['peak_rss_mb'])} MiB (VmHWM)",
+        f"   Telegram calls per reply {t['telegram_calls_per_reply']} "
+        f"{t['telegram_calls_per_reply_by_method']}",
+        f"   429s received by the bot {t['http_429_received_by_bot']}; shown to users: "
+        f"{t['user_visible_error_messages']} error messages, "
+        f"{t['replies_missing']} replies missing",
+        "",
+    ]
+    k = results["tokens"]
+    lines += [
+        f"4. Token counter ({k['model']}, exact encoding {k['exact_encoding']}): "
+        f"{k['tokens_per_s']} tokens/s; vs emulator usage.prompt_tokens on "
+        f"{k['prompts_compared']} prompts: {k['exact_match_pct']}% exact, "
+        f"max deviation {k['max_deviation_pct']}%",
+    ]
+    return "\n".join(lines)
