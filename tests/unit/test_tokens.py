@@ -184,3 +184,31 @@ def test_special_token_markers_are_counted_as_plain_text(model: str) -> None:
         expected = len(CL100K.encode_ordinary(text))
     counted = counter.count_text(text)
     assert counted == expected if counter.exact else counted >= expected
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("models", [("gpt-4o-mini", "gpt-4o"), ("llama-3.1-70b", "qwen2.5")])
+def test_counters_share_one_encoding_per_vocabulary(models: tuple[str, str]) -> None:
+    # bpe_openai builds a new encoding (~75 MB, ~80 ms) per get_encoding call: never per turn.
+    first, second = (TokenCounter(m) for m in models)
+
+    assert first._encoding is second._encoding
+    assert first._encoding is TokenCounter(models[0])._encoding
+
+
+def test_building_an_encoding_releases_the_loaders_vocabulary_tables() -> None:
+    from bpe_openai import registry
+
+    from bot.llm import tokens
+
+    registry.voyage3_base()  # what importing bpe_openai leaves cached (~25 MB per table)
+    tokens._encoding.cache_clear()
+    tokens._encoding_for.cache_clear()
+
+    counter = TokenCounter("gpt-4o")
+
+    assert registry._load_mergeable_ranks.cache_info().currsize == 0
+    assert all(f.cache_info().currsize == 0 for f in registry.ENCODING_CONSTRUCTORS.values())
+    assert counter.count_text("still counts") == len(O200K.encode_ordinary("still counts"))
