@@ -34,6 +34,9 @@ from bot.telegram.render import Part, render_markdown, render_plain, with_reason
 logger = logging.getLogger(__name__)
 
 TYPING_REFRESH = 4.5  # Telegram shows "typing…" for about 5 s
+# "typing…" only once the model keeps the user waiting: a reply whose first text comes sooner
+# shows that text instead, and the chat action would be a Telegram call for nothing.
+TYPING_DELAY = 1.0
 FINAL_ATTEMPTS = 8
 MAX_INTERVAL = 10.0
 NOT_MODIFIED = "message is not modified"
@@ -126,6 +129,7 @@ class TelegramReply:
             self._typing = None
 
     async def _keep_typing(self) -> None:
+        await asyncio.sleep(TYPING_DELAY)
         while True:
             with contextlib.suppress(TelegramError):
                 await self._bot.send_chat_action(

@@ -8,12 +8,13 @@ import httpx
 
 from bot.db.engine import create_engine
 from bot.telegram.app import BotRuntime
+from bot.telegram.streamer import TYPING_DELAY
 from bot.web import HttpServer, Readiness, web_app
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask
 from tests.e2e.web import free_port, metric, webhook_settings
 from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
+from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 CHAT = 5151
 AUTH = {"Authorization": "Bearer sk-test-key"}  # the emulator checks the key on /models
@@ -63,13 +64,15 @@ async def test_readiness_is_503_naming_the_model_when_it_is_down(database_url: s
 
 
 async def test_metrics_count_turns_tokens_latency_and_telegram_errors(
-    telegram: BotAPIEmulator, make_settings: SettingsFactory
+    telegram: BotAPIEmulator, model: OpenAIEmulator, make_settings: SettingsFactory
 ) -> None:
     settings = webhook_settings(make_settings)
     url = f"http://127.0.0.1:{settings.webhook_port}/metrics"
     async with BotRuntime(settings), httpx.AsyncClient() as http:
         before = (await http.get(url)).text
         telegram.fail_next("sendChatAction", status=403, description="Forbidden: bot was blocked")
+        slow = Reply(text="Echo: count me", first_token_delay=TYPING_DELAY + 0.3)
+        model.enqueue(slow)  # slow enough for "typing…", which Telegram refuses
         await ask(telegram, CHAT, "count me")
         turns = 'outcome="answered"'
         goal = metric(before, "memorybot_turns_total", turns) + 1

@@ -6,9 +6,10 @@ import pytest
 from telegram.error import BadRequest
 
 from bot.telegram.app import BotRuntime
+from bot.telegram.streamer import TYPING_DELAY
 from tests.e2e.chat import shows
 from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
+from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 FORUM = -100777
 ALICE = 1001
@@ -42,8 +43,16 @@ async def test_two_topics_keep_separate_histories_and_replies_stay_in_their_topi
     threads = {m.text: m.message_thread_id for m in telegram.bot_messages(FORUM)}
     assert threads["Echo: Alice: apples"] == threads["Echo: Alice: more apples"] == TOPIC_A
     assert threads["Echo: Alice: bananas"] == threads["Echo: Alice: more bananas"] == TOPIC_B
-    actions = telegram.calls_for("sendChatAction")
-    assert actions and all(c.params.get("message_thread_id") in (TOPIC_A, TOPIC_B) for c in actions)
+
+
+async def test_typing_shows_in_the_topic_being_answered(
+    bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    model.enqueue(Reply(text="Slow apples.", first_token_delay=TYPING_DELAY + 0.5))
+    await say(telegram, TOPIC_B, "apples, slowly", "Slow apples.")
+
+    [action] = telegram.calls_for("sendChatAction")
+    assert action.params.get("message_thread_id") == TOPIC_B
 
 
 async def test_reset_in_one_topic_keeps_the_other_and_general_is_its_own(

@@ -10,6 +10,7 @@ from bot.db.models import Role, Status
 from bot.db.store import add_message
 from bot.llm.tokens import TokenCounter
 from bot.telegram.app import BotRuntime
+from bot.telegram.streamer import TYPING_DELAY
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
 from tests.emulators.bot_api import BotAPIEmulator
@@ -36,8 +37,21 @@ async def test_reply_is_sent_then_edited_in_place_to_the_full_output(
     edits = telegram.calls_for("editMessageText")
     assert len(edits) < len(LONG_ANSWER) // 12, "edits must be coalesced, not one per chunk"
     assert all(call.status == 200 for call in telegram.calls), "no 429 and no 'not modified'"
-    assert telegram.calls_for("sendChatAction"), "typing indicator while the model works"
+    assert not telegram.calls_for("sendChatAction"), "text at once: no 'typing…' call"
     assert reply.reply_to_message_id is not None
+
+
+async def test_a_slow_model_shows_typing_until_its_first_text(
+    bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    model.enqueue(Reply(text="Thought it over.", first_token_delay=TYPING_DELAY + 0.8))
+    telegram.send_text(ALICE, "A hard question")
+    await telegram.wait_for(lambda: shows(telegram, ALICE, "Thought it over."), timeout=15)
+
+    methods = [call.method for call in telegram.calls]
+    assert methods.index("sendChatAction") < methods.index("sendMessage"), methods
+    assert telegram.calls_for("sendChatAction")[0].params["action"] == "typing"
+    assert methods.count("sendChatAction") == 1
 
 
 async def test_model_receives_system_prompt_and_history(
