@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.db import admin_store
-from bot.db.models import Chat, User
 
 
 class Verdict(enum.Enum):
@@ -35,16 +34,13 @@ class Access:
         if self.is_admin(user_id):
             return Verdict.ALLOWED
         async with self._sessions() as session:
-            user = await session.get(User, user_id)
-            if user is not None and user.is_blocked:
-                return Verdict.BLOCKED
-            if (user is not None and user.is_allowed) or user_id in self._settings.allowed_user_ids:
-                return Verdict.ALLOWED
-            chat = await session.get(Chat, chat_id) if chat_id is not None else None
-            if chat is not None and chat.is_allowed:
-                return Verdict.ALLOWED
-            if self._settings.allowed_user_ids or await admin_store.allowlist_in_use(session):
-                return Verdict.DENIED
+            flags = await admin_store.access_flags(session, user_id, chat_id)
+        if flags.user_blocked:
+            return Verdict.BLOCKED
+        if flags.user_allowed or user_id in self._settings.allowed_user_ids or flags.chat_allowed:
+            return Verdict.ALLOWED
+        if self._settings.allowed_user_ids or flags.allowlist_in_use:
+            return Verdict.DENIED
         return Verdict.ALLOWED
 
     async def quota_problem(self, user_id: int) -> str | None:

@@ -120,11 +120,32 @@ async def set_user_flag(
     await audit(session, actor, f"set_user_{flag}", str(user_id), old, value)
 
 
-async def allowlist_in_use(session: AsyncSession) -> bool:
-    """Whether an admin allowed any user or chat (which closes the bot to everyone else)."""
-    users = exists().where(User.is_allowed.is_(True))
-    chats = exists().where(Chat.is_allowed.is_(True))
-    return bool(await session.scalar(select(users | chats)))
+@dataclass(frozen=True, slots=True)
+class AccessFlags:
+    """What decides whether a user may chat, read in one query (it runs on every message)."""
+
+    user_blocked: bool
+    user_allowed: bool
+    chat_allowed: bool
+    allowlist_in_use: bool  # an admin allowed some user or chat: closed to everyone else
+
+
+async def access_flags(session: AsyncSession, user_id: int, chat_id: int | None) -> AccessFlags:
+    def flag(column: Any, table_id: Any, key: int | None) -> Any:
+        return select(column).where(table_id == key).scalar_subquery()
+
+    in_use = exists().where(User.is_allowed.is_(True)) | exists().where(Chat.is_allowed.is_(True))
+    row = (
+        await session.execute(
+            select(
+                flag(User.is_blocked, User.id, user_id),
+                flag(User.is_allowed, User.id, user_id),
+                flag(Chat.is_allowed, Chat.id, chat_id),
+                in_use,
+            )
+        )
+    ).one()
+    return AccessFlags(*(bool(value) for value in row))
 
 
 @dataclass(frozen=True, slots=True)

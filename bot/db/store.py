@@ -59,13 +59,17 @@ def _optional(text: str | None) -> str | None:
 
 
 def _upsert(
-    session: AsyncSession, table: Any, values: dict[str, Any], update_keys: list[str]
+    session: AsyncSession,
+    table: Any,
+    values: dict[str, Any],
+    update_keys: list[str],
+    also_set: dict[str, Any] | None = None,
 ) -> Any:
     """INSERT ... ON CONFLICT (id) DO UPDATE, for SQLite and PostgreSQL."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values)
-    changes = {key: stmt.excluded[key] for key in update_keys}
+    changes = {key: stmt.excluded[key] for key in update_keys} | (also_set or {})
     return stmt.on_conflict_do_update(index_elements=["id"], set_=changes)
 
 
@@ -77,16 +81,15 @@ async def upsert_user(session: AsyncSession, user: UserInfo) -> None:
         "username": _optional(user.username),
         "language_code": user.language_code,
     }
-    stmt = _upsert(session, User, values, [k for k in values if k != "id"])
-    await session.execute(stmt)
-    await session.execute(update(User).where(User.id == user.id).values(last_seen=func.now()))
+    changed = [k for k in values if k != "id"]
+    await session.execute(_upsert(session, User, values, changed, {"last_seen": func.now()}))
 
 
 async def upsert_chat(session: AsyncSession, chat: ChatInfo) -> Chat:
     values = {"id": chat.id, "type": chat.type, "title": _optional(chat.title)}
-    await session.execute(_upsert(session, Chat, values, ["type", "title"]))
-    row = await session.get(Chat, chat.id, populate_existing=True)
-    assert row is not None
+    stmt = _upsert(session, Chat, values, ["type", "title"]).returning(Chat)
+    result = await session.scalars(stmt, execution_options={"populate_existing": True})
+    row: Chat = result.one()
     return row
 
 
