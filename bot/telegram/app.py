@@ -10,12 +10,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Update
 from telegram.ext import ApplicationBuilder
+from telegram.request import HTTPXRequest
 
 from bot.access import Access
 from bot.config import Settings
 from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
+from bot.http_transport import AiohttpTransport
 from bot.llm.backends import Backends
 from bot.llm.profile import DEFAULT_PROFILE
 from bot.logs import quiet_secret_loggers
@@ -32,10 +34,7 @@ from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
 
 logger = logging.getLogger(__name__)
 
-# Calls wait (FIFO, up to pool_timeout) for a free connection. Kept small on purpose: httpcore
-# checks every pooled connection (and counts the idle ones, per idle one) on each request and
-# response, so a pool that grew to 200+ keep-alive connections made every Telegram call cost
-# O(n^2) CPU; bench/ at 200 chats showed it as the top cost. 32 connections carry far more
+# Calls wait (FIFO, up to pool_timeout) for a free connection. 32 connections carry far more
 # than Telegram's ~30 messages/s at realistic round trips.
 TELEGRAM_POOL_SIZE = 32
 POLL_TIMEOUT = 30
@@ -65,8 +64,8 @@ def build_application(
         .base_file_url(f"{root}/file/bot")
         .concurrent_updates(ordering)
         .rate_limiter(MeteredRateLimiter(ChatRateLimiter()))
-        .connection_pool_size(TELEGRAM_POOL_SIZE)
-        .pool_timeout(30)
+        .request(telegram_request(TELEGRAM_POOL_SIZE))
+        .get_updates_request(telegram_request(1))
         .build()
     )
     ordering.process_earlier = app.process_update
@@ -76,11 +75,16 @@ def build_application(
     return app
 
 
+def telegram_request(pool_size: int) -> HTTPXRequest:
+    """Bot API calls over aiohttp (`bot.http_transport`), waiting up to 30 s for a connection."""
+    transport = AiohttpTransport(max_connections=pool_size)
+    return HTTPXRequest(pool_size, pool_timeout=30, httpx_kwargs={"transport": transport})
+
+
 def model_http_client(settings: Settings) -> httpx.AsyncClient:
     """The one shared client for the model server; the timeout is per read, not per reply."""
     timeout = httpx.Timeout(settings.openai_timeout, connect=settings.openai_connect_timeout)
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
+    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(max_connections=512))
 
 
 class BotRuntime:

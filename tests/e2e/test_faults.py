@@ -160,6 +160,13 @@ async def test_a_user_who_blocked_the_bot_does_not_stop_other_chats(
     )
     telegram.send_text(BOB, "bye")
     await ask(telegram, ALICE, "hello")
+    await telegram.wait_for(
+        lambda: any(
+            c.status == 403 and c.params.get("chat_id") == BOB
+            for c in telegram.calls_for("sendMessage")
+        ),
+        timeout=10,
+    )
     stored = await stored_messages(database_url, BOB)
     assert [m.content for m in stored] == ["bye", "Echo: bye"], "the reply is kept anyway"
 
