@@ -44,6 +44,9 @@ class Prompt:
     tokens: int  # our count of the whole prompt, reply priming included
     history_kept: int  # earlier messages included, the new one not counted
     with_summary: bool = False
+    # Tokens of every message the summary does not cover, the new one included, when the
+    # history was read to its end (it all fitted); None when older messages were left out.
+    unsummarized_tokens: int | None = None
 
 
 async def build_prompt(
@@ -74,15 +77,19 @@ async def build_prompt(
         else:
             summary = ""
     kept: list[HistoryItem] = []
+    unsummarized: int | None = new_message.tokens
     async for item in history:
         if used + item.tokens > budget:
+            unsummarized = None
             break
         kept.append(item)
         used += item.tokens
+    if unsummarized is not None:
+        unsummarized += sum(item.tokens for item in kept)
     kept.reverse()
     # A prompt should not open with an answer whose question was dropped.
     while kept and kept[0].role == Role.ASSISTANT:
         used -= kept.pop(0).tokens
     messages = [ChatMessage(Role.SYSTEM, system_prompt)] if system_prompt else []
     messages += [ChatMessage(item.role, item.content) for item in (*kept, new_message)]
-    return Prompt(tuple(messages), used, len(kept), bool(summary))
+    return Prompt(tuple(messages), used, len(kept), bool(summary), unsummarized)

@@ -61,6 +61,9 @@ class SummaryJob:
     conversation_id: int
     user_id: int
     config: ChatConfig
+    # What the turn already knows: the unsummarized messages' tokens (None: not known), so
+    # that a conversation far from its window needs no database read to decide.
+    unsummarized_tokens: int | None = None
 
 
 class Summarizer:
@@ -126,6 +129,8 @@ class Summarizer:
         system = config.system_prompt
         room = budget - REPLY_PRIMING_TOKENS - cap - HEADER_RESERVE
         room -= counter.count_message(Role.SYSTEM, system) if system else 0
+        if job.unsummarized_tokens is not None and job.unsummarized_tokens <= room * FOLD_AT:
+            return 0
         chunk_limit = self._chunk_limit(config, counter, cap)
         async with self._sessions() as session:
             summary = await summaries.latest(session, job.conversation_id)

@@ -303,7 +303,14 @@ class TurnRunner:
         ids = await sink.finish(shown, reply.shown_reasoning(self._settings.show_reasoning))
         complete = error is None and not control.stopped
         await self._record(reply, Status.COMPLETE if complete else Status.INTERRUPTED, ids)
-        job = SummaryJob(stored.chat.id, stored.conversation_id, user.id, stored.config)
+        known = reply.prompt.unsummarized_tokens
+        job = SummaryJob(
+            stored.chat.id,
+            stored.conversation_id,
+            user.id,
+            stored.config,
+            None if known is None else known + reply.tokens,
+        )
         self.summarizer.after_turn(job)
         if control.stopped:
             return Outcome.STOPPED
@@ -383,13 +390,14 @@ class TurnRunner:
         if reply.usage is not None:
             self.recall.calibration.observe(reply.model, reply.prompt.tokens, usage.prompt_tokens)
         now = time.monotonic()
+        reply.tokens = counter.count_message(Role.ASSISTANT, reply.text)
         async with self._sessions.begin() as session:
             await store.finish_message(
                 session,
                 reply.message_id,
                 content=reply.text,
                 reasoning=reply.thinking.reasoning or None,
-                token_count=counter.count_message(Role.ASSISTANT, reply.text),
+                token_count=reply.tokens,
                 status=status,
                 telegram_message_id=telegram_ids[0] if telegram_ids else None,
             )
@@ -441,6 +449,7 @@ class _Reply:
     model: str
     counter: TokenCounter
     text: str = ""
+    tokens: int = 0  # of the text as stored
     usage: Usage | None = None
     finish: str | None = None
     started: float = field(default_factory=time.monotonic)

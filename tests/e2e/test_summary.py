@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 
 from bot.db import summaries
 from bot.db.engine import create_engine, create_sessionmaker
@@ -191,6 +192,28 @@ async def test_the_summary_call_does_not_delay_replies(
     usage = await stored(database_url, Usage)
     assert [u.kind for u in usage].count("summary") == len(split_requests(model)[1])
     assert all(u.prompt_tokens > 0 for u in usage)
+
+
+async def test_a_conversation_well_within_its_window_is_not_read_again_to_decide(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        async with BotRuntime(make_settings()) as runtime:
+            for i in range(1, 4):
+                await ask(telegram, ALICE, turn_text(i))
+            assert runtime.runner is not None
+            await runtime.runner.summarizer.idle()
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    summary_reads = [s for s in statements if "FROM summaries" in s]
+    assert len(summary_reads) == 3, "one per prompt; the turn told the summarizer the rest"
+    assert split_requests(model)[1] == []
 
 
 async def test_a_failed_summary_call_changes_nothing_and_is_tried_again(

@@ -118,6 +118,25 @@ async def test_a_history_that_fits_is_sent_whole_in_chronological_order() -> Non
     assert prompt.history_kept == 6
 
 
+async def test_a_history_read_to_its_end_reports_every_unsummarized_token() -> None:
+    history = conversation(3)[1:]  # opens with an answer: left out, still unsummarized
+
+    prompt = await build(history, budget=100_000)
+
+    assert prompt.history_kept == 4
+    assert prompt.unsummarized_tokens == NEW.tokens + sum(i.tokens for i in history)
+
+
+async def test_a_trimmed_history_reports_no_unsummarized_total() -> None:
+    history = conversation(3)
+    budget = base_cost() + sum(i.tokens for i in history) - 1
+
+    prompt = await build(history, budget=budget)
+
+    assert prompt.history_kept < 6
+    assert prompt.unsummarized_tokens is None
+
+
 async def test_the_oldest_messages_are_dropped_first_and_whole() -> None:
     history = conversation(3)  # u1 a1 u2 a2 u3 a3
     newest_four = history[2:]
