@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,19 +59,28 @@ def _optional(text: str | None) -> str | None:
     return None if text is None else without_nul(text)
 
 
+@cache
 def _upsert(
-    session: AsyncSession,
+    dialect: str,
     table: Any,
-    values: dict[str, Any],
-    update_keys: list[str],
-    also_set: dict[str, Any] | None = None,
+    columns: tuple[str, ...],
+    touched: tuple[str, ...] = (),
+    returning: bool = False,
 ) -> Any:
-    """INSERT ... ON CONFLICT (id) DO UPDATE, for SQLite and PostgreSQL."""
-    dialect = session.get_bind().dialect.name
+    """INSERT ... ON CONFLICT (id) DO UPDATE of `columns` (bound by name) and `touched` := now().
+
+    Built once per dialect and table: constructing an upsert costs ~0.3 ms, twice per turn.
+    """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values)
-    changes = {key: stmt.excluded[key] for key in update_keys} | (also_set or {})
-    return stmt.on_conflict_do_update(index_elements=["id"], set_=changes)
+    stmt = insert(table).values({name: bindparam(name) for name in ("id", *columns)})
+    changes: dict[str, Any] = {name: stmt.excluded[name] for name in columns}
+    changes |= {name: func.now() for name in touched}
+    upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=changes)
+    return upsert.returning(table) if returning else upsert
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 async def upsert_user(session: AsyncSession, user: UserInfo) -> None:
@@ -81,14 +91,14 @@ async def upsert_user(session: AsyncSession, user: UserInfo) -> None:
         "username": _optional(user.username),
         "language_code": user.language_code,
     }
-    changed = [k for k in values if k != "id"]
-    await session.execute(_upsert(session, User, values, changed, {"last_seen": func.now()}))
+    stmt = _upsert(_dialect(session), User, tuple(values)[1:], ("last_seen",))
+    await session.execute(stmt, values)
 
 
 async def upsert_chat(session: AsyncSession, chat: ChatInfo) -> Chat:
     values = {"id": chat.id, "type": chat.type, "title": _optional(chat.title)}
-    stmt = _upsert(session, Chat, values, ["type", "title"]).returning(Chat)
-    result = await session.scalars(stmt, execution_options={"populate_existing": True})
+    stmt = _upsert(_dialect(session), Chat, ("type", "title"), returning=True)
+    result = await session.scalars(stmt, values, execution_options={"populate_existing": True})
     row: Chat = result.one()
     return row
 

@@ -20,6 +20,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.http_transport import AiohttpTransport
 from bot.llm.backends import Backends
 from bot.llm.profile import DEFAULT_PROFILE
+from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
 from bot.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
 from bot.telegram.admin import AdminHandlers
@@ -113,6 +114,7 @@ class BotRuntime:
             if settled := await store.close_unfinished_replies(session):
                 logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = self.runner = TurnRunner(settings, sessions, client)
+        TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn
         self._gate = UpdateGate(
             self._engine,
             sessions,
