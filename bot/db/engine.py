@@ -18,6 +18,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Under a burst (hundreds of chats at once on a busy CPU) a turn waits for a connection rather
 # than failing; a wait this long means the machine is overloaded, not that a query is stuck.
 POOL_TIMEOUT_SECONDS = 120
+# asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic plan. For
+# "a conversation's newest messages" that plan walks the primary key backwards, which is right
+# for the longest conversation and reads the whole table for a short one (bench/: 52 ms
+# instead of 0.02 ms at 110k messages, growing with the table). Plan with the real values.
+POSTGRES_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,6 +50,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # At most 2 × pool_size connections: size PostgreSQL's max_connections for every process.
     return create_async_engine(
         url,
+        connect_args={"server_settings": POSTGRES_SETTINGS},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=POOL_TIMEOUT_SECONDS,
