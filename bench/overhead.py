@@ -54,10 +54,10 @@ async def rig(
     latency: Latency,
     *,
     flood: bool,
-    history: int = 0,
+    history: dict[int, int] | None = None,
     profile: Path | None = None,
 ) -> AsyncIterator[Rig]:
-    """Emulators, a fresh database (seeded with ``history`` messages) and the bot process.
+    """Emulators, a fresh database (``history``: chat id -> messages seeded) and the bot process.
 
     With history, the context is 2,048 tokens so that ten seeded messages already fill it:
     every size then sends the same prompt and only the stored history differs.
@@ -68,8 +68,8 @@ async def rig(
         TimedModel(latency) as model,
     ):
         env = bot_env(telegram, model, url, **(HISTORY_LIMITS if history else {}))
-        if history:
-            await seed_history(url, FIRST_CHAT, history)
+        for chat_id, count in (history or {}).items():
+            await seed_history(url, chat_id, count)
         async with bot_process(env, open_limits=not flood, profile=profile) as process:
             await telegram.wait_for(lambda: telegram.state.active_polls > 0, timeout=30)
             r = Rig(telegram, model, url, process)
@@ -77,9 +77,12 @@ async def rig(
             r.peak_rss_mb = peak_rss_mb(process.pid)
 
 
-async def run_turns(r: Rig, chats: int, turn: int, limit: float) -> list[TurnTimes]:
-    """All ``chats`` private chats write at once; the overheads of every chat's turn."""
-    chat_ids = [FIRST_CHAT + i for i in range(chats)]
+def first_chats(count: int) -> list[int]:
+    return [FIRST_CHAT + i for i in range(count)]
+
+
+async def run_turns(r: Rig, chat_ids: list[int], turn: int, limit: float) -> list[TurnTimes]:
+    """These private chats write at once; the overheads of every chat's turn."""
     for chat_id in chat_ids:
         r.turns[chat_id] = r.turns.get(chat_id, 0) + 1
     send_all(r.telegram, chat_ids, turn)
@@ -108,9 +111,9 @@ async def concurrency(
 ) -> dict[str, Any]:
     """One turn in each of ``chats`` chats at once (after one warm-up turn in one chat)."""
     async with rig(database, latency, flood=flood, profile=profile) as r:
-        await run_turns(r, 1, 0, limit=30)  # warm-up: imports, first connections
+        await run_turns(r, first_chats(1), 0, limit=30)  # warm-up: imports, first connections
         started = time.monotonic()
-        times = await run_turns(r, chats, 1, limit=60 + chats)
+        times = await run_turns(r, first_chats(chats), 1, limit=60 + chats)
         elapsed = time.monotonic() - started
         wrong = sum(
             shown(r.telegram, FIRST_CHAT + i).count(r.model.text) == 0 for i in range(chats)
@@ -160,22 +163,28 @@ async def seed_history(url: str, chat_id: int, count: int) -> None:
 async def history_length(
     database: str, latency: Latency, sizes: list[int], turns: int
 ) -> dict[str, Any]:
-    """The same turn (same prompt: the budget is full from ~90 messages on) per history size."""
-    results: dict[str, Any] = {}
-    for size in sizes:
-        seeded = time.monotonic()
-        async with rig(database, latency, flood=False, history=size) as r:
-            seed_s = time.monotonic() - seeded
-            times: list[TurnTimes] = []
-            for turn in range(turns + 1):  # turn 0 warms up
-                batch = await run_turns(r, 1, turn, limit=30)
+    """The same turn (same prompt: the budget is full from ~10 messages on) per history size.
+
+    Each size is its own conversation, all in one database and one bot process, and their
+    turns alternate: whatever else loads the machine falls on every size alike.
+    """
+    chats = {size: FIRST_CHAT + i for i, size in enumerate(sizes)}
+    seeded = time.monotonic()
+    times: dict[int, list[TurnTimes]] = {size: [] for size in sizes}
+    async with rig(
+        database, latency, flood=False, history={chat: size for size, chat in chats.items()}
+    ) as r:
+        seed_s = time.monotonic() - seeded
+        for turn in range(turns + 1):  # turn 0 warms up
+            for size, chat in chats.items():
+                batch = await run_turns(r, [chat], turn, limit=30)
                 if turn:
-                    times.extend(batch)
-        results[str(size)] = summarize(times, expected=turns) | {"setup_s": round(seed_s, 2)}
-    medians = [
-        results[str(s)]["update_to_request"]["p50_ms"]
-        for s in sizes
-        if results[str(s)]["update_to_request"]["p50_ms"]
-    ]
-    ratio = round(max(medians) / min(medians), 3) if len(medians) == len(sizes) else None
-    return {"sizes": results, "p50_ratio_largest_to_smallest": ratio}
+                    times[size].extend(batch)
+    results = {str(size): summarize(times[size], expected=turns) for size in sizes}
+    medians = [results[str(s)]["update_to_request"]["p50_ms"] for s in sizes]
+    ratio = round(max(medians) / min(medians), 3) if all(medians) else None
+    return {
+        "sizes": results,
+        "setup_s": round(seed_s, 2),
+        "p50_ratio_largest_to_smallest": ratio,
+    }

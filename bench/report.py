@@ -72,7 +72,7 @@ def format_table(results: dict[str, Any]) -> str:
             fin = r["last_token_to_final_edit"]
             rows.append([db, size, *(req[p] for p in PCTS), fin["p50_ms"]])
         ratios.append(f"{db} {_cell(h['p50_ratio_largest_to_smallest'])}")
-    lines += ["2. History-length independence (same prompt every size; flood limits off)"]
+    lines += ["2. History-length independence (same prompt, turns alternating; flood limits off)"]
     lines += _rows(header, rows)
     lines += [f"   upd->req p50 ratio largest/smallest (goal <= 1.2): {', '.join(ratios)}", ""]
     t = results["throughput"]

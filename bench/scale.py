@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from bench.harness import Latency
-from bench.overhead import FIRST_CHAT, rig, run_turns
+from bench.overhead import FIRST_CHAT, first_chats, rig, run_turns
 from tests.emulators.bot_api import BotAPIEmulator
 
 REPLY_METHODS = ("sendMessage", "editMessageText", "sendChatAction", "sendMessageDraft")
@@ -15,10 +15,10 @@ REPLY_METHODS = ("sendMessage", "editMessageText", "sendChatAction", "sendMessag
 async def throughput(database: str, latency: Latency, chats: int) -> dict[str, Any]:
     """All ``chats`` users write at once (flood limits on); the bot runs in its own process."""
     async with rig(database, latency, flood=True) as r:
-        await run_turns(r, 1, 0, limit=30)  # warm-up in the first chat
+        await run_turns(r, first_chats(1), 0, limit=30)  # warm-up in the first chat
         calls_before = len(r.telegram.calls)
         started = time.monotonic()
-        times = await run_turns(r, chats, 1, limit=120 + chats / 2)
+        times = await run_turns(r, first_chats(chats), 1, limit=120 + chats / 2)
         elapsed = time.monotonic() - started
         calls = r.telegram.calls[calls_before:]
         expected = r.model.text
