@@ -38,7 +38,7 @@ class Plan:
     token_repeat: int
 
 
-FULL = Plan("full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 20, 1_000, 400, 5)
+FULL = Plan("full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5)
 SMOKE = Plan(
     "smoke",
     Latency(first_token=0.02, tokens_per_second=1000.0, reply_tokens=10),
