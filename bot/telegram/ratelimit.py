@@ -78,7 +78,8 @@ class Bucket:
         self.tokens -= 1
 
 
-def _seconds(exc: RetryAfter) -> float:
+def retry_seconds(exc: RetryAfter) -> float:
+    """A 429's retry_after in seconds (python-telegram-bot gives an int or a timedelta)."""
     value = exc.retry_after
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
@@ -149,7 +150,7 @@ class ChatRateLimiter(BaseRateLimiter[RateLimitArgs]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
-                seconds = _seconds(exc)
+                seconds = retry_seconds(exc)
                 if attempt >= retries:
                     raise
                 logger.info("%s to chat %s: 429, retrying in %.0fs", endpoint, chat_id, seconds)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dtm
 import logging
 import random
 import time
@@ -28,7 +27,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.telegram.ratelimit import RateLimitArgs
+from bot.telegram.ratelimit import RateLimitArgs, retry_seconds
 from bot.telegram.render import Part, render_markdown, render_plain, with_reasoning
 
 logger = logging.getLogger(__name__)
@@ -42,11 +41,6 @@ MAX_INTERVAL = 10.0
 NOT_MODIFIED = "message is not modified"
 EDIT_TARGET_GONE = "message to edit not found"
 FORMAT_REJECTED = ("can't parse entities", "entit", "message is too long")
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    value = exc.retry_after
-    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
 class TelegramReply:
