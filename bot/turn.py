@@ -223,13 +223,10 @@ class TurnRunner:
     async def _store_user_message(self, incoming: Incoming) -> Stored | None:
         try:
             async with self._sessions.begin() as session:
-                await store.upsert_user(session, incoming.user)
-                chat = await store.upsert_chat(session, incoming.chat)
-                config = await self.chat_config(session, chat)
-                scope = memory_scope(chat, incoming.user.id)
-                conversation_id = await store.open_conversation(
-                    session, chat.id, scope, incoming.thread_id
+                chat, conversation_id = await self._conversation(
+                    session, incoming.chat, incoming.user, incoming.thread_id
                 )
+                config = await self.chat_config(session, chat)
                 text = incoming.text
                 if chat.type != "private":
                     text = f"{speaker(incoming.user)}: {text}"
