@@ -63,14 +63,20 @@ class Recall:
     ) -> Prompt:
         """The prompt for `new`; `shrink` < 1 trims harder (after a context-length error)."""
         async with self._sessions() as session:
-            return await self._build(
-                session,
-                conversation_id,
-                config,
-                new,
-                counter,
-                math.floor(self.budget(config) * shrink),
-            )
+            return await self.prompt_in(session, conversation_id, config, new, counter, shrink)
+
+    async def prompt_in(
+        self,
+        session: AsyncSession,
+        conversation_id: int,
+        config: ChatConfig,
+        new: HistoryItem,
+        counter: TokenCounter,
+        shrink: float = 1.0,
+    ) -> Prompt:
+        """`prompt`, read in the caller's session (the turn's own transaction)."""
+        budget = math.floor(self.budget(config) * shrink)
+        return await self._build(session, conversation_id, config, new, counter, budget)
 
     async def remembered(self, conversation_id: int, config: ChatConfig) -> Remembered:
         """What the next prompt would carry, before any new message."""

@@ -107,6 +107,11 @@ class Stored:
     tokens: int
     telegram_message_id: int | None
 
+    @property
+    def item(self) -> HistoryItem:
+        """The message as the newest item of a prompt."""
+        return HistoryItem(self.message_id, Role.USER, self.text, self.tokens)
+
 
 def speaker(user: UserInfo) -> str:
     """How a group member is named in the shared history, so the model can tell people apart."""
@@ -175,12 +180,19 @@ class TurnRunner:
     async def run(
         self, incoming: Incoming, sink: ReplySink, control: TurnControl | None = None
     ) -> Outcome:
-        """Answer a new user message."""
-        stored = await self._store_user_message(incoming)
-        if stored is None:
+        """Answer a new user message.
+
+        Storing it, reading the history for the prompt and adding the reply's pending row are
+        one transaction, committed before the model is asked.
+        """
+        try:
+            async with self._sessions.begin() as session:
+                stored = await self._store_user_message(session, incoming)
+                ready = await self._prepare(session, stored, incoming.user)
+        except IntegrityError:
             logger.info("chat %s: message already handled, ignored", incoming.chat.id)
             return Outcome.DUPLICATE
-        return await self.answer(stored, incoming.user, sink, control or TurnControl())
+        return await self._answer(stored, ready, sink, control or TurnControl())
 
     async def last_question(
         self, chat: ChatInfo, user: UserInfo, thread_id: int | None = None
@@ -206,55 +218,78 @@ class TurnRunner:
     async def answer(
         self, stored: Stored, user: UserInfo, sink: ReplySink, control: TurnControl
     ) -> Outcome:
-        """Build the prompt for a stored user message and stream the reply to `sink`."""
+        """Answer a user message stored before (/retry)."""
+        async with self._sessions.begin() as session:
+            ready = await self._prepare(session, stored, user)
+        return await self._answer(stored, ready, sink, control)
+
+    async def _store_user_message(self, session: AsyncSession, incoming: Incoming) -> Stored:
+        chat, conversation_id = await self._conversation(
+            session, incoming.chat, incoming.user, incoming.thread_id
+        )
+        config = await self.chat_config(session, chat)
+        text = incoming.text
+        if chat.type != "private":
+            text = f"{speaker(incoming.user)}: {text}"
+        text = store.without_nul(text)  # PostgreSQL cannot store it
+        tokens = TokenCounter(config.model).count_message(Role.USER, text)
+        message_id = await store.add_message(
+            session,
+            conversation_id=conversation_id,
+            chat_id=chat.id,
+            user_id=incoming.user.id,
+            role=Role.USER,
+            content=text,
+            token_count=tokens,
+            status=Status.COMPLETE,
+            telegram_message_id=incoming.telegram_message_id,
+        )
+        return Stored(
+            conversation_id, message_id, chat, config, text, tokens, incoming.telegram_message_id
+        )
+
+    async def _prepare(
+        self, session: AsyncSession, stored: Stored, user: UserInfo
+    ) -> _Reply | MessageTooLong:
+        """The prompt and the reply's pending row, or why the message cannot be answered."""
         model = stored.config.model
         counter = TokenCounter(model)
         try:
-            prompt = await self._build_prompt(stored, counter)
+            prompt = await self.recall.prompt_in(
+                session, stored.conversation_id, stored.config, stored.item, counter
+            )
         except MessageTooLong as exc:
-            await self._set_status(stored.message_id, Status.REJECTED)
+            await store.finish_message(session, stored.message_id, status=Status.REJECTED)
+            return exc
+        pending_id = await store.add_message(
+            session,
+            conversation_id=stored.conversation_id,
+            chat_id=stored.chat.id,
+            role=Role.ASSISTANT,
+            content="",
+            token_count=0,
+            status=Status.PENDING,
+            model=model,
+            reply_to_id=stored.message_id,
+        )
+        return _Reply(pending_id, stored.chat.id, user.id, prompt, model, counter)
+
+    async def _answer(
+        self, stored: Stored, ready: _Reply | MessageTooLong, sink: ReplySink, control: TurnControl
+    ) -> Outcome:
+        if isinstance(ready, MessageTooLong):
             await sink.say(
-                f"Your message is too long for me ({exc.tokens} tokens; the limit is {exc.limit})."
-                " Please shorten it or send it in parts."
+                f"Your message is too long for me ({ready.tokens} tokens; the limit is "
+                f"{ready.limit}). Please shorten it or send it in parts."
             )
             return Outcome.TOO_LONG
-        return await self._reply(stored, user, prompt, model, counter, sink, control)
-
-    async def _store_user_message(self, incoming: Incoming) -> Stored | None:
-        try:
-            async with self._sessions.begin() as session:
-                chat, conversation_id = await self._conversation(
-                    session, incoming.chat, incoming.user, incoming.thread_id
-                )
-                config = await self.chat_config(session, chat)
-                text = incoming.text
-                if chat.type != "private":
-                    text = f"{speaker(incoming.user)}: {text}"
-                text = store.without_nul(text)  # PostgreSQL cannot store it
-                tokens = TokenCounter(config.model).count_message(Role.USER, text)
-                message = await store.add_message(
-                    session,
-                    conversation_id=conversation_id,
-                    chat_id=chat.id,
-                    user_id=incoming.user.id,
-                    role=Role.USER,
-                    content=text,
-                    token_count=tokens,
-                    status=Status.COMPLETE,
-                    telegram_message_id=incoming.telegram_message_id,
-                )
-        except IntegrityError:
-            return None
-        return Stored(
-            conversation_id, message.id, chat, config, text, tokens, incoming.telegram_message_id
-        )
+        return await self._reply(stored, ready, sink, control)
 
     async def _build_prompt(
         self, stored: Stored, counter: TokenCounter, shrink: float = 1.0
     ) -> Prompt:
-        new = HistoryItem(stored.message_id, Role.USER, stored.text, stored.tokens)
         return await self.recall.prompt(
-            stored.conversation_id, stored.config, new, counter, shrink=shrink
+            stored.conversation_id, stored.config, stored.item, counter, shrink=shrink
         )
 
     def _request(self, stored: Stored, prompt: Prompt, user_id: int) -> ChatRequest:
@@ -268,28 +303,9 @@ class TurnRunner:
         )
 
     async def _reply(
-        self,
-        stored: Stored,
-        user: UserInfo,
-        prompt: Prompt,
-        model: str,
-        counter: TokenCounter,
-        sink: ReplySink,
-        control: TurnControl,
+        self, stored: Stored, reply: _Reply, sink: ReplySink, control: TurnControl
     ) -> Outcome:
-        async with self._sessions.begin() as session:
-            pending = await store.add_message(
-                session,
-                conversation_id=stored.conversation_id,
-                chat_id=stored.chat.id,
-                role=Role.ASSISTANT,
-                content="",
-                token_count=0,
-                status=Status.PENDING,
-                model=model,
-                reply_to_id=stored.message_id,
-            )
-        reply = _Reply(pending.id, stored.chat.id, user.id, prompt, model, counter)
+        reply.started = time.monotonic()
         await sink.begin()
         error = await self._stream(stored, reply, sink, control)
         if not reply.text.strip():
@@ -304,7 +320,7 @@ class TurnRunner:
         job = SummaryJob(
             stored.chat.id,
             stored.conversation_id,
-            user.id,
+            reply.user_id,
             stored.config,
             None if known is None else known + reply.tokens,
         )
@@ -424,10 +440,6 @@ class TurnRunner:
                 content=reply.text,
                 token_count=reply.counter.count_message(Role.ASSISTANT, reply.text),
             )
-
-    async def _set_status(self, message_id: int, status: Status) -> None:
-        async with self._sessions.begin() as session:
-            await store.finish_message(session, message_id, status=status)
 
 
 def _being_cancelled() -> bool:

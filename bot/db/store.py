@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,8 +71,8 @@ def _upsert(
 
     Built once per dialect and table: constructing an upsert costs ~0.3 ms, twice per turn.
     """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values({name: bindparam(name) for name in ("id", *columns)})
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table).values({name: bindparam(name) for name in ("id", *columns)})
     changes: dict[str, Any] = {name: stmt.excluded[name] for name in columns}
     changes |= {name: func.now() for name in touched}
     upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=changes)
@@ -144,12 +144,12 @@ async def close_conversation(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def add_message(session: AsyncSession, **fields: Any) -> Message:
+async def add_message(session: AsyncSession, **fields: Any) -> int:
+    """Insert a message; return its id (a Core insert: no ORM flush on the turn's path)."""
     fields["content"] = without_nul(fields["content"])
-    message = Message(**fields)
-    session.add(message)
-    await session.flush()
-    return message
+    return int(
+        (await session.execute(insert(Message).values(**fields).returning(Message.id))).scalar_one()
+    )
 
 
 async def finish_message(session: AsyncSession, message_id: int, **fields: Any) -> None:
