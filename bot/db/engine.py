@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.db import sqlite_driver
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Under a burst (hundreds of chats at once on a busy CPU) a turn waits for a connection rather
 # than failing; a wait this long means the machine is overloaded, not that a query is stuck.
@@ -40,8 +42,10 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.get_driver_name() == "aiosqlite":
+            parsed = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
         engine = create_async_engine(
-            url,
+            parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_timeout=POOL_TIMEOUT_SECONDS,
         )
