@@ -12,16 +12,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import UpdateLog
 
 KEEP_DONE = timedelta(days=2)  # Telegram keeps an unconfirmed update for 24 hours
+ROWS_PER_STATEMENT = 500  # 1,500 bound values: well within SQLite's and PostgreSQL's limits
 
 
-async def record(session: AsyncSession, update_id: int, chat_id: int | None, payload: str) -> bool:
-    """Insert the update; False when it was taken before (a redelivery)."""
-    values = {"update_id": update_id, "chat_id": chat_id, "payload": payload}
+async def record(session: AsyncSession, updates: list[tuple[int, int | None, str]]) -> list[bool]:
+    """Insert (update id, chat id, payload) rows in one statement; per row, False when it was
+    taken before (a redelivery, or the same id earlier in the list)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(UpdateLog).values(**values).on_conflict_do_nothing()
-    result = await session.execute(statement.returning(UpdateLog.update_id))
-    return result.scalar_one_or_none() is not None
+    new: set[int] = set()
+    for start in range(0, len(updates), ROWS_PER_STATEMENT):
+        rows = [
+            {"update_id": u, "chat_id": c, "payload": p}
+            for u, c, p in updates[start : start + ROWS_PER_STATEMENT]
+        ]
+        statement = insert(UpdateLog).values(rows).on_conflict_do_nothing()
+        new.update((await session.scalars(statement.returning(UpdateLog.update_id))).all())
+    taken: list[bool] = []
+    for update_id, _, _ in updates:
+        taken.append(update_id in new)
+        new.discard(update_id)
+    return taken
 
 
 async def pending_before(session: AsyncSession, chat_id: int, update_id: int) -> list[UpdateLog]:
@@ -54,9 +65,9 @@ async def is_done(session: AsyncSession, update_id: int) -> bool:
     return bool(done)
 
 
-async def mark_done(session: AsyncSession, update_id: int) -> None:
+async def mark_done(session: AsyncSession, update_ids: list[int]) -> None:
     await session.execute(
-        update(UpdateLog).where(UpdateLog.update_id == update_id).values(done=True)
+        update(UpdateLog).where(UpdateLog.update_id.in_(update_ids)).values(done=True)
     )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from telegram import Bot, Update
 
 from bot.db import update_log
+from bot.db.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class UpdateGate:
                 pool_pre_ping=True,
             )
         self._recorded = 0
+        # Updates of one burst are taken, and marked done, together (see group_commit.py).
+        self._records = GroupCommit(self._record_batch)
+        self._done = GroupCommit(self._done_batch)
 
     @property
     def shared(self) -> bool:
@@ -70,11 +74,15 @@ class UpdateGate:
     async def record(self, update: Update) -> bool:
         """Take the update; False when some replica took it before (ignore it then)."""
         payload = json.dumps(update.to_dict(), separators=(",", ":"))
+        return await self._records.submit((update.update_id, chat_of(update), payload))
+
+    async def _record_batch(self, updates: list[tuple[int, int | None, str]]) -> list[bool]:
         async with self._sessions.begin() as session:
-            new = await update_log.record(session, update.update_id, chat_of(update), payload)
-            self._recorded += 1
-            if new and self._recorded % PRUNE_EVERY == 0:
+            new = await update_log.record(session, updates)
+            recorded = self._recorded + sum(new)
+            if recorded // PRUNE_EVERY > self._recorded // PRUNE_EVERY:
                 logger.info("forgot %d old handled updates", await update_log.prune(session))
+        self._recorded = recorded
         return new
 
     @asynccontextmanager
@@ -103,9 +111,15 @@ class UpdateGate:
             return await update_log.is_done(session, update_id)
 
     async def done(self, update_id: int) -> None:
+        await self._done.submit(update_id)
+
+    async def _done_batch(self, update_ids: list[int]) -> list[None]:
         async with self._sessions.begin() as session:
-            await update_log.mark_done(session, update_id)
+            await update_log.mark_done(session, update_ids)
+        return [None] * len(update_ids)
 
     async def close(self) -> None:
+        await self._records.flush()
+        await self._done.flush()
         if self._locks is not None:
             await self._locks.dispose()
