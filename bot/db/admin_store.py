@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, exists, func, select
+from sqlalchemy import String, bindparam, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Audit, Chat, GlobalSetting, Message, Prompt, Role, Usage, User
@@ -31,9 +31,12 @@ async def audit(
     )
 
 
+OVERRIDES = select(GlobalSetting.key, GlobalSetting.value)
+
+
 async def overrides(session: AsyncSession) -> dict[str, Any]:
     """Global run-time overrides, decoded."""
-    rows = await session.execute(select(GlobalSetting.key, GlobalSetting.value))
+    rows = await session.execute(OVERRIDES)
     return {key: json.loads(value) for key, value in rows}
 
 
@@ -130,21 +133,25 @@ class AccessFlags:
     allowlist_in_use: bool  # an admin allowed some user or chat: closed to everyone else
 
 
-async def access_flags(session: AsyncSession, user_id: int, chat_id: int | None) -> AccessFlags:
-    def flag(column: Any, table_id: Any, key: int | None) -> Any:
-        return select(column).where(table_id == key).scalar_subquery()
+def _access_flags_query() -> Any:
+    def flag(column: Any, table_id: Any, key: str) -> Any:
+        return select(column).where(table_id == bindparam(key)).scalar_subquery()
 
     in_use = exists().where(User.is_allowed.is_(True)) | exists().where(Chat.is_allowed.is_(True))
-    row = (
-        await session.execute(
-            select(
-                flag(User.is_blocked, User.id, user_id),
-                flag(User.is_allowed, User.id, user_id),
-                flag(Chat.is_allowed, Chat.id, chat_id),
-                in_use,
-            )
-        )
-    ).one()
+    return select(
+        flag(User.is_blocked, User.id, "user_id"),
+        flag(User.is_allowed, User.id, "user_id"),
+        flag(Chat.is_allowed, Chat.id, "chat_id"),
+        in_use,
+    )
+
+
+ACCESS_FLAGS = _access_flags_query()
+
+
+async def access_flags(session: AsyncSession, user_id: int, chat_id: int | None) -> AccessFlags:
+    values = {"user_id": user_id, "chat_id": chat_id}
+    row = (await session.execute(ACCESS_FLAGS, values)).one()
     return AccessFlags(*(bool(value) for value in row))
 
 

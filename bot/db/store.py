@@ -103,7 +103,7 @@ async def upsert_chat(session: AsyncSession, chat: ChatInfo) -> Chat:
     return row
 
 
-def _scope(chat_id: int, user_id: int | None, thread_id: int | None) -> list[Any]:
+def _scope(chat_id: Any, user_id: Any, thread_id: Any) -> list[Any]:
     """The conditions picking one memory scope: the chat, or one user, in one forum topic."""
     return [
         Conversation.chat_id == chat_id,
@@ -114,22 +114,37 @@ def _scope(chat_id: int, user_id: int | None, thread_id: int | None) -> list[Any
     ]
 
 
+@cache
+def _open_conversation_query(per_user: bool, in_topic: bool) -> Any:
+    """The newest open conversation of a scope, by bound parameters (built once per shape:
+    building a statement costs as much as running it)."""
+    scope = _scope(
+        bindparam("chat_id"),
+        bindparam("user_id") if per_user else None,
+        bindparam("thread_id") if in_topic else None,
+    )
+    return (
+        select(Conversation.id)
+        .where(*scope, Conversation.closed_at.is_(None))
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+
+
+NEW_CONVERSATION = insert(Conversation).returning(Conversation.id)
+NEW_MESSAGE = insert(Message).returning(Message.id)
+
+
 async def open_conversation(
     session: AsyncSession, chat_id: int, user_id: int | None, thread_id: int | None = None
 ) -> int:
     """The id of the open conversation of a scope (per user, per forum topic), opened if none."""
-    found = await session.scalar(
-        select(Conversation.id)
-        .where(*_scope(chat_id, user_id, thread_id), Conversation.closed_at.is_(None))
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
+    scope = {"chat_id": chat_id, "user_id": user_id, "thread_id": thread_id}
+    query = _open_conversation_query(user_id is not None, thread_id is not None)
+    found = await session.scalar(query, scope)
     if found is not None:
-        return found
-    conversation = Conversation(chat_id=chat_id, user_id=user_id, thread_id=thread_id)
-    session.add(conversation)
-    await session.flush()
-    return conversation.id
+        return int(found)
+    return int((await session.execute(NEW_CONVERSATION, scope)).scalar_one())
 
 
 async def close_conversation(
@@ -147,9 +162,7 @@ async def close_conversation(
 async def add_message(session: AsyncSession, **fields: Any) -> int:
     """Insert a message; return its id (a Core insert: no ORM flush on the turn's path)."""
     fields["content"] = without_nul(fields["content"])
-    return int(
-        (await session.execute(insert(Message).values(**fields).returning(Message.id))).scalar_one()
-    )
+    return int((await session.execute(NEW_MESSAGE, fields)).scalar_one())
 
 
 async def finish_message(session: AsyncSession, message_id: int, **fields: Any) -> None:
@@ -192,6 +205,21 @@ async def replace_replies(session: AsyncSession, user_message_id: int) -> None:
     )
 
 
+@cache
+def _history_page(page: int) -> Any:
+    return (
+        select(Message.id, Message.role, Message.content, Message.token_count)
+        .where(
+            Message.conversation_id == bindparam("conversation_id"),
+            Message.id < bindparam("before_id"),
+            Message.id > bindparam("after_id"),
+            Message.status.in_(IN_PROMPT),
+        )
+        .order_by(Message.id.desc())
+        .limit(page)
+    )
+
+
 async def history_newest_first(
     session: AsyncSession,
     conversation_id: int,
@@ -205,20 +233,10 @@ async def history_newest_first(
     A caller that stops early reads only the pages it needed, so a turn costs O(budget).
     Messages up to `after_id` (those a summary covers) are left out.
     """
+    query = _history_page(page)
     while True:
-        rows = (
-            await session.execute(
-                select(Message.id, Message.role, Message.content, Message.token_count)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.id < before_id,
-                    Message.id > after_id,
-                    Message.status.in_(IN_PROMPT),
-                )
-                .order_by(Message.id.desc())
-                .limit(page)
-            )
-        ).all()
+        bounds = {"conversation_id": conversation_id, "before_id": before_id, "after_id": after_id}
+        rows = (await session.execute(query, bounds)).all()
         for row in rows:
             yield HistoryItem(row.id, row.role, row.content, row.token_count)
         if len(rows) < page:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Message, Summary
@@ -21,18 +21,23 @@ class SummaryItem:
     last_message_id: int
 
 
+LATEST = (
+    select(
+        Summary.id,
+        Summary.content,
+        Summary.token_count,
+        Summary.first_message_id,
+        Summary.last_message_id,
+    )
+    .where(Summary.conversation_id == bindparam("conversation_id"))
+    .order_by(Summary.id.desc())
+    .limit(1)
+)
+
+
 async def latest(session: AsyncSession, conversation_id: int) -> SummaryItem | None:
-    row = await session.scalar(
-        select(Summary)
-        .where(Summary.conversation_id == conversation_id)
-        .order_by(Summary.id.desc())
-        .limit(1)
-    )
-    if row is None:
-        return None
-    return SummaryItem(
-        row.id, row.content, row.token_count, row.first_message_id, row.last_message_id
-    )
+    row = (await session.execute(LATEST, {"conversation_id": conversation_id})).first()
+    return None if row is None else SummaryItem(*row)
 
 
 async def add(

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.config import Settings
 from bot.db.engine import create_engine, create_sessionmaker
@@ -330,3 +337,45 @@ async def test_a_100_message_history_is_cut_to_the_newest_turns_that_fit_1000_to
     one_more = [sent[0], *full[-len(history) - 2 :], sent[-1]]
     assert model.count_prompt_tokens(one_more) > 1000, "as much history as fits is kept"
     assert 20 <= len(history) < 100
+
+
+async def test_a_turn_commits_once_before_the_model_is_asked(
+    bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    """Taking the update, then one transaction: the message, the history read, the reply's
+    pending row. What the database does before the request is the bot's own latency."""
+    await ask(telegram, ALICE, "The first message opens the conversation.")
+    seen: list[tuple[float, str, int]] = []  # (when, statement or COMMIT, model requests so far)
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        seen.append((time.monotonic(), text, len(model.chat_requests())))
+
+    def commit(_conn: Any) -> None:
+        seen.append((time.monotonic(), "COMMIT", len(model.chat_requests())))
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", commit)
+    try:
+        # The first turn's last writes (its reply, its update marked done) come after its text.
+        quiet, limit = time.monotonic() + 0.3, time.monotonic() + 10
+        while time.monotonic() < min(quiet, limit):
+            await asyncio.sleep(0.05)
+            if seen and seen[-1][0] > quiet - 0.3:
+                quiet = seen[-1][0] + 0.3
+        await ask(telegram, ALICE, "The second one is measured.")
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "commit", commit)
+    [delivered] = [
+        call.at
+        for call in telegram.calls_for("getUpdates")
+        if "The second one is measured." in json.dumps(call.response)
+    ]
+    before = [text for at, text, requests in seen if at >= delivered and requests == 1]
+    commits = [i for i, text in enumerate(before) if text == "COMMIT"]
+    assert len(commits) == 2, before
+    assert before[0].startswith("INSERT INTO update_log"), "the update is taken first"
+    turn = before[commits[0] + 1 : commits[1]]
+    assert [s.split()[0] for s in turn].count("INSERT") >= 2, "message and pending reply"
+    assert any("FROM messages" in s for s in turn), "the history is read in the same transaction"
+    assert len(before) - len(commits) <= 10, before
