@@ -60,23 +60,15 @@ class Recall:
         counter: TokenCounter,
         *,
         shrink: float = 1.0,
+        session: AsyncSession | None = None,
     ) -> Prompt:
-        """The prompt for `new`; `shrink` < 1 trims harder (after a context-length error)."""
-        async with self._sessions() as session:
-            return await self.prompt_in(session, conversation_id, config, new, counter, shrink)
-
-    async def prompt_in(
-        self,
-        session: AsyncSession,
-        conversation_id: int,
-        config: ChatConfig,
-        new: HistoryItem,
-        counter: TokenCounter,
-        shrink: float = 1.0,
-    ) -> Prompt:
-        """`prompt`, read in the caller's session (the turn's own transaction)."""
+        """The prompt for `new`, read in `session` if given (the turn's own transaction);
+        `shrink` < 1 trims harder (after a context-length error)."""
         budget = math.floor(self.budget(config) * shrink)
-        return await self._build(session, conversation_id, config, new, counter, budget)
+        if session is not None:
+            return await self._build(session, conversation_id, config, new, counter, budget)
+        async with self._sessions() as own:
+            return await self._build(own, conversation_id, config, new, counter, budget)
 
     async def remembered(self, conversation_id: int, config: ChatConfig) -> Remembered:
         """What the next prompt would carry, before any new message."""

@@ -255,8 +255,8 @@ class TurnRunner:
         model = stored.config.model
         counter = TokenCounter(model)
         try:
-            prompt = await self.recall.prompt_in(
-                session, stored.conversation_id, stored.config, stored.item, counter
+            prompt = await self.recall.prompt(
+                stored.conversation_id, stored.config, stored.item, counter, session=session
             )
         except MessageTooLong as exc:
             await store.finish_message(session, stored.message_id, status=Status.REJECTED)
