@@ -285,13 +285,6 @@ class TurnRunner:
             return Outcome.TOO_LONG
         return await self._reply(stored, ready, sink, control)
 
-    async def _build_prompt(
-        self, stored: Stored, counter: TokenCounter, shrink: float = 1.0
-    ) -> Prompt:
-        return await self.recall.prompt(
-            stored.conversation_id, stored.config, stored.item, counter, shrink=shrink
-        )
-
     def _request(self, stored: Stored, prompt: Prompt, user_id: int) -> ChatRequest:
         return ChatRequest(
             model=stored.config.model,
@@ -347,7 +340,13 @@ class TurnRunner:
                     return exc
                 logger.info("chat %s: context length exceeded; trimming harder", stored.chat.id)
                 try:
-                    reply.prompt = await self._build_prompt(stored, reply.counter, RETRY_MARGIN)
+                    reply.prompt = await self.recall.prompt(
+                        stored.conversation_id,
+                        stored.config,
+                        stored.item,
+                        reply.counter,
+                        shrink=RETRY_MARGIN,
+                    )
                 except MessageTooLong:
                     return exc
                 continue
