@@ -275,12 +275,15 @@ def test_dockerfile_healthcheck_passes_and_fails_when_it_should(tmp_path: Path) 
     assert check(DATA_DIR=str(tmp_path), WEBHOOK_PORT=port, **webhook) != 0
 
 
-def test_dockerfile_keeps_migrations_next_to_the_package() -> None:
-    """bot/db/migrate.py looks for migrations/ beside the bot package: both go to /app."""
+def test_dockerfile_installs_the_package_as_a_wheel_with_its_migrations() -> None:
+    """A plain wheel install, checked from outside the source tree: no PYTHONPATH work-around."""
     builder = " | ".join(f"{i} {a}" for i, a in _dockerfile_stages()[0])
-    assert "COPY bot/ /app/bot/" in builder and "COPY migrations/ /app/migrations/" in builder
-    final_env = " ".join(a for i, a in _dockerfile_stages()[-1] if i == "ENV")
-    assert "PYTHONPATH=/app" in final_env
+    assert "pip wheel --no-deps --wheel-dir /dist ." in builder
+    assert "pip install --no-index --no-deps /dist/memorybot-*.whl" in builder
+    assert "'site-packages' in str(d) and (d / 'env.py').is_file()" in builder
+    final = _dockerfile_stages()[-1]
+    assert not any("PYTHONPATH" in a for i, a in final if i == "ENV")
+    assert [a for i, a in final if i == "COPY"] == ["--from=builder /opt/venv /opt/venv"]
 
 
 # --- systemd unit ----------------------------------------------------------------------------
