@@ -31,7 +31,7 @@ from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
-from bot.telegram.poller_guard import AnotherPoller, PollerLease, bot_id
+from bot.telegram.poller_guard import AnotherPoller, PollerGuard, bot_id
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
@@ -111,7 +111,7 @@ class BotRuntime:
         self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
         self.runner: TurnRunner | None = None
-        self._lease: PollerLease | None = None
+        self._lease: PollerGuard | None = None
         self._polling = polling_request()
         self._conflicts = PollConflicts()
         self._halting: asyncio.Task[None] | None = None
@@ -128,7 +128,7 @@ class BotRuntime:
         if settings.mode != "webhook":  # before anything is handled or settled
             token = settings.telegram_bot_token.get_secret_value()
             lease_seconds = settings.poller_lease_seconds
-            self._lease = PollerLease(sessions, bot_id(token), lease_seconds, self._halt)
+            self._lease = PollerGuard(sessions, bot_id(token), lease_seconds, self._halt)
             await self._lease.acquire()
         self._http = model_http_client(settings)
         backends = Backends.from_settings(self._http, settings)

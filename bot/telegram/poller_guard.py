@@ -103,7 +103,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PollerLease:
+class PollerGuard:
     """This process's claim to be the one poller of a bot."""
 
     def __init__(

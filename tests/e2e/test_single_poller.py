@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,6 +30,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.db.models import PollerLease, Role, Status
 from bot.telegram.app import BotRuntime
 from bot.telegram.poll_conflicts import START_WINDOW_SECONDS
+from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from tests.conftest import TEST_DATABASE_URL, SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
 from tests.e2e.test_restart import STORY, bot_environment, bot_process, wait_until_saved
@@ -310,3 +313,68 @@ async def test_a_long_stale_lease_is_taken_at_once(
         holder = await lease_holder(database_url)
         assert holder is not None and holder.split(":")[1] == str(os.getpid())
     assert await lease_holder(database_url) is None
+
+
+async def contend(database_url: str, count: int) -> list[BaseException | None]:
+    """`count` leases on their own engines acquire at the same moment; what each one got."""
+    engines = [create_engine(database_url) for _ in range(count)]
+    leases = [
+        PollerGuard(create_sessionmaker(engine), BOT_ID, 1.5, lambda reason: None)
+        for engine in engines
+    ]
+    try:
+        results = await asyncio.gather(
+            *(lease.acquire() for lease in leases), return_exceptions=True
+        )
+        return list(results)
+    finally:
+        for lease in leases:
+            await lease.release()
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_leases_claimed_at_the_same_moment_have_exactly_one_winner(
+    database_url: str,
+) -> None:
+    await migrated(database_url)
+    results = await contend(database_url, 5)
+    assert results.count(None) == 1, results
+    assert all(isinstance(r, AnotherPoller) for r in results if r is not None)
+
+
+async def test_a_dead_holder_taken_over_at_the_same_moment_has_exactly_one_successor(
+    database_url: str,
+) -> None:
+    await migrated(database_url)
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            now = datetime.now(UTC)
+            holder = f"{socket.gethostname()}:{dead.pid}:dead"
+            session.add(
+                PollerLease(bot_id=BOT_ID, holder=holder, acquired_at=now, heartbeat_at=now)
+            )
+    finally:
+        await engine.dispose()
+    results = await contend(database_url, 5)
+    assert results.count(None) == 1, results
+    assert all(isinstance(r, AnotherPoller) for r in results if r is not None)
+
+
+async def test_two_bots_sharing_a_database_hold_a_lease_each(database_url: str) -> None:
+    await migrated(database_url)
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    first = PollerGuard(sessions, 111, 15, lambda reason: None)
+    second = PollerGuard(sessions, 222, 15, lambda reason: None)
+    try:
+        await first.acquire()
+        await second.acquire()
+        assert first.held and second.held
+    finally:
+        await first.release()
+        await second.release()
+        await engine.dispose()
