@@ -198,7 +198,7 @@ class BotRuntime:
         if isinstance(error, Conflict) and self._conflicts.must_stop(error):
             self._halt(AnotherPoller(f"Telegram refused getUpdates: {error.message}"))
         else:
-            logger.warning("polling for updates failed: %s", error)
+            logger.warning("error while polling for updates (retrying): %s", error)
 
     def _halt(self, reason: AnotherPoller) -> None:
         """Another instance polls: stop polling now, without another getUpdates, and ask

@@ -378,3 +378,19 @@ async def test_two_bots_sharing_a_database_hold_a_lease_each(database_url: str) 
         await first.release()
         await second.release()
         await engine.dispose()
+
+
+async def test_the_emulator_cuts_an_earlier_long_poll_at_once_with_telegrams_409(
+    telegram: BotAPIEmulator,
+) -> None:
+    url = f"{telegram.base_url}{telegram.token}/getUpdates"
+    async with httpx.AsyncClient(timeout=60) as http:
+        earlier = asyncio.create_task(http.post(url, json={"timeout": 50}))
+        await telegram.wait_for(lambda: telegram.state.active_polls == 1)
+        later = asyncio.create_task(http.post(url, json={"timeout": 50}))
+        cut = await asyncio.wait_for(earlier, 10)  # well before either long poll's 50 s
+        assert cut.status_code == 409
+        assert cut.json() == {"ok": False, "error_code": 409, "description": CONFLICT_POLL}
+        assert not later.done(), "the newer long poll goes on"
+        telegram.send_text(ALICE, "hi")
+        assert [u["message"]["text"] for u in (await later).json()["result"]] == ["hi"]
