@@ -31,7 +31,7 @@ from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
-from bot.telegram.poller_guard import AnotherPoller, PollerGuard, bot_id
+from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
@@ -126,9 +126,7 @@ class BotRuntime:
         await upgrade_to_head(self._engine)
         sessions = create_sessionmaker(self._engine)
         if settings.mode != "webhook":  # before anything is handled or settled
-            token = settings.telegram_bot_token.get_secret_value()
-            lease_seconds = settings.poller_lease_seconds
-            self._lease = PollerGuard(sessions, bot_id(token), lease_seconds, self._halt)
+            self._lease = PollerGuard.of(settings, sessions, on_lost=self._halt)
             await self._lease.acquire()
         self._http = model_http_client(settings)
         backends = Backends.from_settings(self._http, settings)

@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from bot.db import poller_lease
 from bot.db.poller_lease import Lease
 from bot.errors import BotError
@@ -120,6 +121,17 @@ class PollerGuard:
         self._me = Holder.mine()
         self._heartbeat: asyncio.Task[None] | None = None
         self.held = False
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        on_lost: Callable[[AnotherPoller], None],
+    ) -> PollerGuard:
+        """The guard of the bot in `settings`, with its lease period."""
+        token = settings.telegram_bot_token.get_secret_value()
+        return cls(sessions, bot_id(token), settings.poller_lease_seconds, on_lost)
 
     async def acquire(self) -> None:
         """Take the lease, or raise `AnotherPoller` when a live process holds it."""
