@@ -23,11 +23,13 @@ from bot.errors import BotError, ConfigError
 from bot.export import to_jsonl
 from bot.logs import configure_logging
 from bot.telegram.app import BotRuntime
+from bot.telegram.poller_guard import AnotherPoller
 
 logger = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+EXIT_ANOTHER_POLLER = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,13 +76,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(settings: Settings) -> None:
-    stop = asyncio.Event()
+    runtime = BotRuntime(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with BotRuntime(settings):
-        await stop.wait()
+        loop.add_signal_handler(sig, runtime.must_stop.set)
+    async with runtime:
+        await runtime.must_stop.wait()
         logger.info("stopping: no new updates; finishing running replies")
+    if runtime.halted_by is not None:
+        raise runtime.halted_by
 
 
 async def _migrate(settings: Settings) -> None:
@@ -131,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 0
+    except AnotherPoller as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ANOTHER_POLLER
     except (NetworkError, SQLAlchemyError, OSError, BotError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

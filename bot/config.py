@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, seconds running replies get to finish."
     )
+    poller_lease_seconds: float = Field(
+        15.0,
+        ge=1,
+        le=600,
+        description="Polling mode: the database lease that keeps a second poller out lasts "
+        "this long without a heartbeat (renewed every third of it).",
+    )
 
     @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
     @classmethod

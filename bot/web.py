@@ -1,7 +1,8 @@
 """The bot's HTTP side: the Telegram webhook, `/healthz`, `/readyz` and `/metrics` on one port.
 
 A small Starlette app served by uvicorn inside the bot's own event loop. A webhook request is
-accepted only with the right `X-Telegram-Bot-Api-Secret-Token`; the update is recorded in the
+accepted only with the right `X-Telegram-Bot-Api-Secret-Token` and a body that is an update
+(`webhook_body`: 413 past 1 MiB, 400 for anything else); the update is recorded in the
 database (a redelivery stops there) before the 200, then queued for the Application.
 """
 
@@ -25,11 +26,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import Update
 
 from bot.metrics import DUPLICATE_UPDATES, WEBHOOK_REJECTED
 from bot.telegram.cluster import UpdateGate
 from bot.telegram.handlers import AnyApplication
+from bot.webhook_body import RejectedBody, read_update
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,11 @@ class WebhookReceiver:
         if self.closing:  # Telegram retries; another replica (or this one, restarted) takes it
             return Response(status_code=503)
         try:
-            update = Update.de_json(await request.json(), self._app.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            WEBHOOK_REJECTED.labels("malformed").inc()
-            return Response(status_code=400)
+            update = await read_update(request, self._app.bot)
+        except RejectedBody as exc:
+            WEBHOOK_REJECTED.labels(exc.reason).inc()
+            logger.warning("webhook body refused (%s): HTTP %d", exc.reason, exc.status)
+            return Response(status_code=exc.status)
         try:
             new = await self._gate.record(update)
         except SQLAlchemyError:

@@ -255,3 +255,16 @@ class UpdateLog(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+
+
+class PollerLease(Base):
+    """Which process polls Telegram for a bot (one row per bot id): taken at start-up in
+    polling mode, renewed by a heartbeat, deleted on a clean stop (see telegram/poller_guard)."""
+
+    __tablename__ = "poller_lease"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # "host:pid:nonce" of the process; the nonce tells two runs with one pid apart.
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

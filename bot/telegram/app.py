@@ -3,12 +3,14 @@ and stopped together. `BotRuntime` is what `python -m bot run` and the end-to-en
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import TracebackType
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Update
+from telegram.error import Conflict, TelegramError
 from telegram.ext import ApplicationBuilder
 from telegram.request import HTTPXRequest
 
@@ -28,6 +30,8 @@ from bot.telegram.cluster import UpdateGate
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
+from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
+from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
@@ -46,6 +50,7 @@ def build_application(
     runner: TurnRunner,
     sessions: async_sessionmaker[AsyncSession],
     gate: UpdateGate | None = None,
+    poll_request: HTTPXRequest | None = None,
 ) -> AnyApplication:
     root = settings.telegram_base_url
     access = Access(settings, sessions)
@@ -66,7 +71,7 @@ def build_application(
         .concurrent_updates(ordering)
         .rate_limiter(MeteredRateLimiter(ChatRateLimiter()))
         .request(telegram_request(TELEGRAM_POOL_SIZE))
-        .get_updates_request(telegram_request(1))
+        .get_updates_request(poll_request or polling_request())
         .build()
     )
     ordering.process_earlier = app.process_update
@@ -80,6 +85,12 @@ def telegram_request(pool_size: int) -> HTTPXRequest:
     """Bot API calls over aiohttp (`bot.http_transport`), waiting up to 30 s for a connection."""
     transport = AiohttpTransport(max_connections=pool_size)
     return HTTPXRequest(pool_size, pool_timeout=30, httpx_kwargs={"transport": transport})
+
+
+def polling_request() -> PollingRequest:
+    """The getUpdates connection (one), like `telegram_request`, closable on a conflict."""
+    transport = AiohttpTransport(max_connections=1)
+    return PollingRequest(1, pool_timeout=30, httpx_kwargs={"transport": transport})
 
 
 def model_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -100,16 +111,26 @@ class BotRuntime:
         self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
         self.runner: TurnRunner | None = None
+        self._lease: PollerGuard | None = None
+        self._polling = polling_request()
+        self._conflicts = PollConflicts()
+        self._halting: asyncio.Task[None] | None = None
+        #: Set when the bot must stop by itself (another poller); `halted_by` says why.
+        self.must_stop = asyncio.Event()
+        self.halted_by: AnotherPoller | None = None
 
     async def start(self) -> None:
         settings = self.settings
         quiet_secret_loggers()  # also when embedded without the CLI's logging set-up
         self._engine = create_engine(settings.resolved_database_url, settings.database_pool_size)
         await upgrade_to_head(self._engine)
+        sessions = create_sessionmaker(self._engine)
+        if settings.mode != "webhook":  # before anything is handled or settled
+            self._lease = PollerGuard.of(settings, sessions, on_lost=self._halt)
+            await self._lease.acquire()
         self._http = model_http_client(settings)
         backends = Backends.from_settings(self._http, settings)
         client = MeteredClient(backends)
-        sessions = create_sessionmaker(self._engine)
         async with sessions.begin() as session:
             if settled := await store.close_unfinished_replies(session):
                 logger.warning("closed %d replies left unfinished by the previous run", settled)
@@ -121,7 +142,7 @@ class BotRuntime:
             advisory_locks=settings.advisory_locks,
             pool_size=settings.database_pool_size,
         )
-        self.app = build_application(settings, runner, sessions, self._gate)
+        self.app = build_application(settings, runner, sessions, self._gate, self._polling)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
@@ -142,10 +163,14 @@ class BotRuntime:
             )
             await self.web.start()
         assert self.app.updater is not None
+        if self.halted_by is not None:  # the lease was lost while starting
+            raise self.halted_by
+        self._conflicts.started()
         await self.app.updater.start_polling(
             timeout=POLL_TIMEOUT,
             allowed_updates=Update.ALL_TYPES,
             drop_pending_updates=settings.drop_pending_updates,
+            error_callback=self._poll_error,
         )
         logger.info("bot @%s is polling for updates", self.app.bot.username)
 
@@ -166,6 +191,25 @@ class BotRuntime:
         )
         logger.info("bot @%s takes updates by webhook", self.app.bot.username)
 
+    def _poll_error(self, error: TelegramError) -> None:
+        """PTB's polling loop failed a getUpdates (it retries); a Conflict may stop the bot."""
+        if isinstance(error, Conflict) and self._conflicts.must_stop(error):
+            self._halt(AnotherPoller(f"Telegram refused getUpdates: {error.message}"))
+        else:
+            logger.warning("error while polling for updates (retrying): %s", error)
+
+    def _halt(self, reason: AnotherPoller) -> None:
+        """Another instance polls: stop polling now, without another getUpdates, and ask
+        whoever serves the runtime to stop it (`must_stop`)."""
+        if self.halted_by is not None:
+            return
+        logger.error("stopping: %s", reason)
+        self.halted_by = reason
+        self._polling.close()
+        if self.app is not None and self.app.updater is not None and self.app.updater.running:
+            self._halting = asyncio.create_task(self.app.updater.stop())
+        self.must_stop.set()
+
     async def stop(self) -> None:
         """Stop taking updates, give running turns the grace period, then close everything."""
         if self._receiver is not None:
@@ -174,6 +218,8 @@ class BotRuntime:
             await self.web.stop()
             self.web = None
         if self.app is not None:
+            if self._halting is not None:
+                await self._halting
             if self.app.updater is not None and self.app.updater.running:
                 await self.app.updater.stop()
             await self._finish_turns(self.app)
@@ -184,6 +230,9 @@ class BotRuntime:
         if self._gate is not None:
             await self._gate.close()
             self._gate = None
+        if self._lease is not None:  # only now may another instance replay what is pending
+            await self._lease.release()
+            self._lease = None
         if self.runner is not None:
             await self.runner.aclose()
             self.runner = None

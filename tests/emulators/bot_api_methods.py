@@ -206,6 +206,8 @@ class BotMethods:
             state.allowed_updates = [str(kind) for kind in allowed]
         state.poll_generation += 1
         generation = state.poll_generation
+        if state.active_polls:
+            state.notify()  # the earlier long poll is cut short now: answered 409
         state.confirm(int(offset))
         state.active_polls += 1
         try:
@@ -243,6 +245,8 @@ class BotMethods:
             "allowed_updates": params.get("allowed_updates"),
         }
         self.state.poll_generation += 1
+        if self.state.active_polls:
+            self.state.notify()
         return True
 
     async def m_deleteWebhook(self, params: Params) -> Any:
