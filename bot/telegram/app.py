@@ -29,6 +29,7 @@ from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.supergroup import SupergroupHandlers
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
 from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
@@ -73,6 +74,7 @@ def build_application(
     handlers.register(app)
     AdminHandlers(settings, sessions, runner, access).register(app)
     UserDataHandlers(sessions).register(app)
+    SupergroupHandlers(sessions).register(app)
     return app
 
 
