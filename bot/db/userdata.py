@@ -77,6 +77,7 @@ DELETE = "delete-row"  # the rows about the user are deleted, this value with th
 REDACT = "redact"  # the rows stay; this value is cleared (see FORGOTTEN)
 KEEP = "keep"  # an id, count, flag, time or fixed label: holds none of the user's words
 SHARED = "shared"  # admin configuration in force for everyone: kept (see below)
+WHEN_DONE = "emptied-when-done"  # every update's payload is emptied once it is handled
 
 _DELETED = dict.fromkeys
 FORGET_RULES: dict[str, dict[str, str]] = {
@@ -191,13 +192,16 @@ FORGET_RULES: dict[str, dict[str, str]] = {
         "new_value": REDACT,
         "created_at": KEEP,
     },
-    # Their logged updates keep only the update id (de-duplication) and the chat id (order).
+    # A handled update keeps only its ids (update_log.py); /forget unlinks the user from them.
+    # One not handled yet keeps its payload until it is (moments later, in the chat's order):
+    # emptying it now would lose what the user sent after /forget, since a replica that finds
+    # a pending update without payload skips it.
     "update_log": {
         "update_id": KEEP,
         "chat_id": KEEP,
         "user_id": REDACT,
-        "payload": REDACT,
-        "done": REDACT,
+        "payload": WHEN_DONE,
+        "done": KEEP,
         "received_at": KEEP,
     },
 }
@@ -205,8 +209,6 @@ FORGET_RULES: dict[str, dict[str, str]] = {
 FORGOTTEN: dict[tuple[str, str], object] = {
     ("users", "first_name"): "",
     ("chats", "memory_mode"): "chat",
-    ("update_log", "payload"): "",
-    ("update_log", "done"): True,  # nothing left to replay
 }
 
 
@@ -226,8 +228,8 @@ async def forget_user(session: AsyncSession, user_id: int) -> int:
     Deleted: their private chat's conversations entirely; in groups their own messages, the
     replies to them, their per-user conversations, and the summaries of every conversation they
     wrote in (a summary may quote them); their usage. Redacted: their user row, their private
-    chat's settings, the values of audit rows they made or that name them, their logged updates.
-    Other members' messages stay.
+    chat's settings, the values of audit rows they made or that name them, the user id of their
+    logged updates. Other members' messages stay.
     """
     own = aliased(Message)
     theirs = select(Conversation.id).where(
