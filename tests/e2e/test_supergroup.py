@@ -11,7 +11,10 @@ from sqlalchemy import func, select
 from telegram import Bot
 from telegram.error import ChatMigrated
 
+from bot.db import store
+from bot.db.chat_migration import Moved, move_chat
 from bot.db.engine import create_engine, create_sessionmaker
+from bot.db.migrate import upgrade_to_head
 from bot.db.models import Audit, Chat, Conversation, Message, UpdateLog
 from bot.telegram.app import BotRuntime
 from tests.conftest import SettingsFactory
@@ -115,12 +118,15 @@ async def test_memory_and_settings_follow_the_group_into_the_supergroup(
     supergroup_first: bool,
 ) -> None:
     await configure_old_group(telegram)
+    await say(telegram, GROUP, "/allowchat", ADMIN)  # the allowlist is in use from now on
     telegram.upgrade_to_supergroup(GROUP, SUPERGROUP, supergroup_first=supergroup_first)
     await settled(telegram, database_url)
 
-    assert_carried_over(await ask_in_supergroup(telegram, model))
-    chats = await query(database_url, select(Chat.id, Chat.summary_enabled, Chat.type))
-    assert chats == [(SUPERGROUP, False, "supergroup")]  # the old row went
+    assert_carried_over(await ask_in_supergroup(telegram, model))  # allowed there, too
+    chats = await query(
+        database_url, select(Chat.id, Chat.summary_enabled, Chat.is_allowed, Chat.type)
+    )
+    assert chats == [(SUPERGROUP, False, True, "supergroup")]  # the old row went
     assert await query(database_url, select(Message.id).where(Message.chat_id == GROUP)) == []
     moves = await query(database_url, select(Audit.target).where(Audit.action == "migrate_chat"))
     assert moves == [(str(SUPERGROUP),)]  # moved once, though both service messages came
@@ -183,3 +189,46 @@ async def test_a_send_to_the_upgraded_group_raises_chat_migrated(
     assert telegram.calls_for("sendMessage")[0].response["description"] == (
         "Bad Request: group chat was upgraded to a supergroup chat"
     )
+
+
+async def test_two_moves_at_once_move_everything_once(database_url: str) -> None:
+    """Both service messages are handled at the same moment (two chats run concurrently): one
+    transaction moves, the other waits and finds nothing; the supergroup's own message with a
+    colliding Telegram id stays as it is."""
+    engine = create_engine(database_url)
+    try:
+        await upgrade_to_head(engine)
+        sessions = create_sessionmaker(engine)
+        async with sessions.begin() as session:
+            await store.upsert_chat(session, store.ChatInfo(GROUP, "group", "G"))
+            await store.upsert_chat(session, store.ChatInfo(SUPERGROUP, "supergroup", "G"))
+            old = await store.open_conversation(session, GROUP, None)
+            new = await store.open_conversation(session, SUPERGROUP, None)
+            for conversation, chat, telegram_id in ((old, GROUP, 1), (new, SUPERGROUP, 1)):
+                await store.add_message(
+                    session,
+                    conversation_id=conversation,
+                    chat_id=chat,
+                    role="user",
+                    content=f"in {chat}",
+                    token_count=3,
+                    status="complete",
+                    telegram_message_id=telegram_id,
+                )
+
+        async def move() -> Moved:
+            async with sessions.begin() as session:
+                return await move_chat(session, GROUP, SUPERGROUP, "G")
+
+        results = await asyncio.gather(move(), move())
+        assert sorted(r.messages for r in results) == [0, 1]
+        rows = await query(
+            database_url,
+            select(Message.chat_id, Message.conversation_id, Message.telegram_message_id).order_by(
+                Message.id
+            ),
+        )
+        assert rows == [(SUPERGROUP, old, None), (SUPERGROUP, old, 1)]
+        assert await query(database_url, select(Conversation.id)) == [(old,)]
+    finally:
+        await engine.dispose()
