@@ -8,6 +8,7 @@ are parsed and range-checked here, once, for chats and for the global level alik
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,22 +18,32 @@ from bot.db.models import Chat
 from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.types import Sampling
 
+# Python's int() and float() also read other scripts' digits ("٣"), "inf", "nan" and "1_0":
+# an admin's number is ASCII digits with an optional sign, point and exponent.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# OpenAI documents at most 4 stop sequences and no length; servers that check (vLLM, TGI)
+# count tokens. 256 characters is far above any real stop marker ("User:", "###", "</s>")
+# and keeps every request and /settings answer small.
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_LENGTH = 256
+
 
 def _number(kind: type[float] | type[int], low: float, high: float) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ValueError(f"expected {'a number' if kind is float else 'an integer'}") from None
+        if not (INTEGER if kind is int else DECIMAL).fullmatch(raw):
+            raise ValueError(f"expected {'a number' if kind is float else 'an integer'}")
+        value = kind(raw)
         if not low <= value <= high:
             raise ValueError(f"must be between {low:g} and {high:g}")
-        return value
+        return value if kind is int else value + 0.0  # -0.0 + 0.0 is 0.0: no "-0" stored
 
     return parse
 
 
 def _stop(raw: str) -> list[str]:
-    """Stop sequences: a JSON list, or `|`-separated; at most 4, like the API."""
+    """Stop sequences: a JSON list, or `|`-separated; at most 4, like the API, each at most
+    `MAX_STOP_LENGTH` characters."""
     try:
         value = json.loads(raw)
     except ValueError:
@@ -41,8 +52,10 @@ def _stop(raw: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise ValueError('expected stop sequences like ["###", "User:"] or ###|User:')
-    if len(value) > 4:
-        raise ValueError("at most 4 stop sequences")
+    if len(value) > MAX_STOP_SEQUENCES:
+        raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+    if any(len(v) > MAX_STOP_LENGTH for v in value):
+        raise ValueError(f"a stop sequence is at most {MAX_STOP_LENGTH} characters")
     return value
 
 

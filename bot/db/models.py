@@ -242,14 +242,16 @@ class Usage(Base):
 
 
 class UpdateLog(Base):
-    """Every Telegram update taken, kept until it is done: de-duplication across replicas and
-    per-chat order (updates of a chat are handled in `update_id` order)."""
+    """Every Telegram update taken: de-duplication across replicas and per-chat order (updates
+    of a chat are handled in `update_id` order). Done rows keep only ids, for two days."""
 
     __tablename__ = "update_log"
     __table_args__ = (Index("ix_update_log_chat_pending", "chat_id", "done", "update_id"),)
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # found by /forget
+    # The update as replay needs it, while pending; emptied once done (the id is enough).
     payload: Mapped[str] = mapped_column(Text)
     done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     received_at: Mapped[datetime] = mapped_column(

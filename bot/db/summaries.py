@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Message, Summary
@@ -69,9 +69,3 @@ async def add(
         )
     )
     return True
-
-
-async def forget_for_user(session: AsyncSession, user_id: int) -> None:
-    """Drop the summaries of every conversation the user wrote in (they may quote them)."""
-    wrote_in = select(Message.conversation_id).where(Message.user_id == user_id)
-    await session.execute(delete(Summary).where(Summary.conversation_id.in_(wrote_in)))

@@ -1,9 +1,15 @@
 """Queries of the update log: take an update once, find a chat's earlier pending ones, mark
-them done, forget old ones."""
+them done, forget old ones.
+
+A pending row holds the update's payload (what a replay after a crash needs); marking it done
+empties the payload, so what stays for de-duplication is ids only.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -12,24 +18,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import UpdateLog
 
 KEEP_DONE = timedelta(days=2)  # Telegram keeps an unconfirmed update for 24 hours
-ROWS_PER_STATEMENT = 500  # 1,500 bound values: well within SQLite's and PostgreSQL's limits
+ROWS_PER_STATEMENT = 400  # 1,600 bound values: well within SQLite's and PostgreSQL's limits
 
 
-async def record(session: AsyncSession, updates: list[tuple[int, int | None, str]]) -> list[bool]:
-    """Insert (update id, chat id, payload) rows in one statement; per row, False when it was
-    taken before (a redelivery, or the same id earlier in the list)."""
+class Taken(NamedTuple):
+    """One update to record: its ids, and its payload ("" when too large to keep)."""
+
+    update_id: int
+    chat_id: int | None
+    user_id: int | None
+    payload: str
+
+
+async def record(session: AsyncSession, updates: Sequence[Taken]) -> list[bool]:
+    """Insert the rows in one statement; per row, False when it was taken before (a
+    redelivery, or the same id earlier in the list)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     new: set[int] = set()
     for start in range(0, len(updates), ROWS_PER_STATEMENT):
-        rows = [
-            {"update_id": u, "chat_id": c, "payload": p}
-            for u, c, p in updates[start : start + ROWS_PER_STATEMENT]
-        ]
+        rows = [taken._asdict() for taken in updates[start : start + ROWS_PER_STATEMENT]]
         statement = insert(UpdateLog).values(rows).on_conflict_do_nothing()
         new.update((await session.scalars(statement.returning(UpdateLog.update_id))).all())
     taken: list[bool] = []
-    for update_id, _, _ in updates:
+    for update_id, *_ in updates:
         taken.append(update_id in new)
         new.discard(update_id)
     return taken
@@ -66,8 +78,9 @@ async def is_done(session: AsyncSession, update_id: int) -> bool:
 
 
 async def mark_done(session: AsyncSession, update_ids: list[int]) -> None:
+    """Mark updates done and drop their payloads (one statement for the whole batch)."""
     await session.execute(
-        update(UpdateLog).where(UpdateLog.update_id.in_(update_ids)).values(done=True)
+        update(UpdateLog).where(UpdateLog.update_id.in_(update_ids)).values(done=True, payload="")
     )
 
 

@@ -28,6 +28,7 @@ from bot.turn import TurnRunner
 REFUSAL = "Sorry, that command is for the bot's admins."
 PRESET_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 MAX_PROMPT = 8000
+ASCII_ID = re.compile(r"-?[0-9]+")  # str.isdigit() also takes "٣" and "²"
 USAGE = ADMIN_USAGE
 Handler = Callable[[Message, list[str], str, int], Awaitable[str]]
 
@@ -260,7 +261,9 @@ class AdminHandlers:
         return f"Rolling summary here is now {'on' if value else 'off'}."
 
     async def cmd_stats(self, message: Message, args: list[str], rest: str, actor: int) -> str:
-        if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 366)):
+        if len(args) > 1 or (
+            args and not (ASCII_ID.fullmatch(args[0]) and 1 <= int(args[0]) <= 366)
+        ):
             raise UsageError()
         days = int(args[0]) if args else 7
         async with self._sessions() as session:
@@ -290,7 +293,7 @@ def _parameter(args: list[str], rest: str) -> tuple[str, Any]:
 
 
 def _one_id(args: list[str]) -> int:
-    if len(args) != 1 or not args[0].lstrip("-").isdigit() or len(args[0]) > 20:
+    if len(args) != 1 or not ASCII_ID.fullmatch(args[0]) or len(args[0]) > 20:
         raise UsageError("Give one numeric Telegram id.")
     return int(args[0])
 

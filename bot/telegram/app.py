@@ -33,6 +33,7 @@ from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
 from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.supergroup import SupergroupHandlers
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
 from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
@@ -78,6 +79,7 @@ def build_application(
     handlers.register(app)
     AdminHandlers(settings, sessions, runner, access).register(app)
     UserDataHandlers(sessions).register(app)
+    SupergroupHandlers(sessions).register(app)
     return app
 
 

@@ -28,6 +28,7 @@ from telegram import Bot, Update
 
 from bot.db import update_log
 from bot.db.group_commit import GroupCommit
+from bot.telegram.update_payload import replay_payload
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,13 @@ class UpdateGate:
 
     async def record(self, update: Update) -> bool:
         """Take the update; False when some replica took it before (ignore it then)."""
-        payload = json.dumps(update.to_dict(), separators=(",", ":"))
-        return await self._records.submit((update.update_id, chat_of(update), payload))
+        user = update.effective_user
+        taken = update_log.Taken(
+            update.update_id, chat_of(update), user.id if user else None, replay_payload(update)
+        )
+        return await self._records.submit(taken)
 
-    async def _record_batch(self, updates: list[tuple[int, int | None, str]]) -> list[bool]:
+    async def _record_batch(self, updates: list[update_log.Taken]) -> list[bool]:
         async with self._sessions.begin() as session:
             new = await update_log.record(session, updates)
             recorded = self._recorded + sum(new)
@@ -104,7 +108,16 @@ class UpdateGate:
         """The chat's updates taken before this one and not handled yet (by any replica)."""
         async with self._sessions() as session:
             rows = await update_log.pending_before(session, chat_id, update_id)
-        return [Update.de_json(json.loads(row.payload), bot) for row in rows]
+        found = []
+        for row in rows:
+            if row.payload:
+                found.append(Update.de_json(json.loads(row.payload), bot))
+                continue
+            logger.warning(
+                "chat %s: update %s was too large to keep: not replayed", chat_id, row.update_id
+            )
+            await self.done(row.update_id)
+        return found
 
     async def is_done(self, update_id: int) -> bool:
         async with self._sessions() as session:

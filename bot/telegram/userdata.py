@@ -14,8 +14,8 @@ from bot.export import to_jsonl, to_markdown
 from bot.telegram.handlers import AnyApplication, Context
 
 CONFIRM_FORGET = (
-    "Delete everything I stored about you — your messages, my replies to them and your usage? "
-    "This cannot be undone."
+    "Delete everything I stored about you — your messages, my replies to them, the summaries "
+    "and settings they are in, your usage and your name? This cannot be undone."
 )
 NOT_YOURS = "This button is not for you."
 STALE_BUTTON = "This button no longer works."
@@ -65,7 +65,9 @@ class UserDataHandlers:
             return
         async with self._sessions.begin() as session:
             deleted = await userdata.forget_user(session, query.from_user.id)
-        await query.edit_message_text(f"Done: deleted {deleted} stored messages and your usage.")
+        await query.edit_message_text(
+            f"Done: deleted {deleted} stored messages and everything else I kept about you."
+        )
 
     async def stale_button(self, update: Update, context: Context) -> None:
         """Answer any other button press (old, forged or malformed data) so the client stops."""

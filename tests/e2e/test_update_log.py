@@ -39,12 +39,16 @@ def inserts_into_update_log(engine: AsyncEngine) -> list[str]:
     return seen
 
 
+def row(update_id: int, chat_id: int) -> update_log.Taken:
+    return update_log.Taken(update_id, chat_id, None, "{}")
+
+
 async def test_a_batch_takes_each_update_once(engine: AsyncEngine) -> None:
     sessions = create_sessionmaker(engine)
     async with sessions.begin() as session:
-        first = await update_log.record(session, [(1, 10, "{}"), (2, 10, "{}"), (1, 10, "{}")])
+        first = await update_log.record(session, [row(1, 10), row(2, 10), row(1, 10)])
     async with sessions.begin() as session:
-        again = await update_log.record(session, [(2, 10, "{}"), (3, 11, "{}")])
+        again = await update_log.record(session, [row(2, 10), row(3, 11)])
         await update_log.mark_done(session, [1, 3])
     assert first == [True, True, False], "the same id twice in a batch is taken once"
     assert again == [False, True], "a redelivery is not taken again"

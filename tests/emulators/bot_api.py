@@ -288,6 +288,40 @@ class BotAPIEmulator:
         user["language_code"] = "en"
         return user
 
+    def upgrade_to_supergroup(
+        self,
+        group_id: int,
+        supergroup_id: int,
+        *,
+        user_id: int = DEFAULT_GROUP_USER_ID,
+        first_name: str = "Alice",
+        supergroup_first: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A member upgrades a group to a supergroup, as Telegram reports it: a service message
+        with ``migrate_to_chat_id`` in the old group and one with ``migrate_from_chat_id`` in
+        the new supergroup (queued in either order). The supergroup numbers its messages from
+        1; from now on every call naming the old group answers 400 with
+        ``parameters.migrate_to_chat_id``. Returns (old group's message, supergroup's message).
+        """
+        group = self.state.chats[group_id]
+        user = self._user(group_id, user_id, "group", first_name, None)
+        self.state.ensure_chat(supergroup_id, "supergroup", group.get("title"), user)
+        in_group = self.state.build_message(group_id, user, None, {})
+        in_group["migrate_to_chat_id"] = supergroup_id
+        in_supergroup = self.state.build_message(supergroup_id, user, None, {})
+        in_supergroup["migrate_from_chat_id"] = group_id
+        for message in (in_group, in_supergroup):
+            self.state.messages[message["chat"]["id"]][message["message_id"]] = message
+        self.state.migrated[group_id] = supergroup_id
+        first, second = (in_supergroup, in_group) if supergroup_first else (in_group, in_supergroup)
+        self.state.queue_update("message", first)
+        self.state.queue_update("message", second)
+        return in_group, in_supergroup
+
+    def send_again(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Queue a message once more under a new update id (a duplicate service message)."""
+        return self.state.queue_update("message", message)
+
     def edit_text(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
         """The user edits their earlier message; queues an ``edited_message`` update."""
         message = self.state.find_message(chat_id, message_id)

@@ -85,6 +85,11 @@ class BotMethods:
         chat = self.state.chats.get(chat_id) if isinstance(chat_id, int) else None
         if chat is None:
             raise bad_request("chat not found")
+        if chat_id in self.state.migrated:  # PTB raises ChatMigrated(new_chat_id)
+            raise ApiError(
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self.state.migrated[chat_id],
+            )
         return chat
 
     def _flood(self, chat: dict[str, Any]) -> None:

@@ -62,6 +62,7 @@ class EmulatorState:
         self.callback_queries: dict[str, bool] = {}
         self.drafts: dict[int, list[dict[str, Any]]] = {}
         self.topics: dict[int, set[int]] = {}  # forum topics (message_thread_id) per chat
+        self.migrated: dict[int, int] = {}  # group upgraded to a supergroup: old id → new
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.webhook: dict[str, Any] = {"url": ""}
         self.allowed_updates: list[str] = []

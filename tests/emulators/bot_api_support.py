@@ -27,11 +27,18 @@ JSON_KEYS = words(
 class ApiError(Exception):
     """A Bot API error answer: HTTP status, Telegram's description and optional parameters."""
 
-    def __init__(self, description: str, status: int = 400, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        description: str,
+        status: int = 400,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def payload(self) -> dict[str, Any]:
         """The JSON body Telegram would answer with."""
@@ -42,6 +49,8 @@ class ApiError(Exception):
         }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
