@@ -14,7 +14,6 @@ from telegram.request import HTTPXRequest
 
 from bot.access import Access
 from bot.config import Settings
-from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.http_transport import AiohttpTransport
@@ -29,6 +28,7 @@ from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.settle import settle_unfinished
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
 from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
@@ -110,9 +110,6 @@ class BotRuntime:
         backends = Backends.from_settings(self._http, settings)
         client = MeteredClient(backends)
         sessions = create_sessionmaker(self._engine)
-        async with sessions.begin() as session:
-            if settled := await store.close_unfinished_replies(session):
-                logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = self.runner = TurnRunner(settings, sessions, client)
         TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn
         self._gate = UpdateGate(
@@ -125,6 +122,7 @@ class BotRuntime:
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
+        await settle_unfinished(self.app.bot, sessions, runner, settings)  # before any replay
         processor = self.app.update_processor
         assert isinstance(processor, ChatOrderedUpdateProcessor)
         if chats := await processor.replay_pending(self.app.bot):
