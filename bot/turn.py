@@ -33,7 +33,7 @@ from bot.llm.reasoning import ThinkSplitter
 from bot.llm.tokens import TokenCounter
 from bot.llm.types import ChatRequest, StreamEvent, Usage
 from bot.memory import MessageTooLong, Prompt
-from bot.reply_bounds import Bound, ReplyBounds, cut
+from bot.reply_bounds import MESSAGE_CHARS, Bound, ReplyBounds, cut
 from bot.reply_saves import ReplySaver
 from bot.summary import Summarizer, SummaryJob
 
@@ -50,7 +50,7 @@ BOUND_NOTICES = {
     Bound.TIME: "[The reply was stopped: it reached the time limit.]",
 }
 RESTART_NOTICE = "[The reply was interrupted: the bot restarted.]"
-MEASURE_EVERY = 512  # characters of growth between two checks of the message bound
+MEASURE_MARGIN = 256  # characters: the notice, and rendering that is a little longer
 
 
 class ReplySink(Protocol):
@@ -427,13 +427,18 @@ class TurnRunner:
         deadline = loop.time() + bounds.seconds - (time.monotonic() - reply.started)
         events = self._client.stream(request)
         try:
-            async with asyncio.timeout_at(deadline):
-                await self._show_events(events, reply, sink)
+            # Reaching a bound cancels the stream from inside (the scope expires at once): the
+            # cancellation runs through every layer of the client and closes the response.
+            async with asyncio.timeout_at(deadline) as scope:
+                await self._show_events(events, reply, sink, scope)
         except TimeoutError:
-            if loop.time() < deadline:
-                raise  # not the time bound's
-            logger.warning("chat %s: reply stopped at the time bound", reply.chat_id)
-            reply.bound = Bound.TIME
+            if reply.bound is None:
+                if loop.time() < deadline:
+                    raise  # not the time bound's
+                reply.bound = Bound.TIME
+            logger.warning(
+                "chat %s: reply stopped at the %s bound", reply.chat_id, reply.bound.value
+            )
         finally:
             await _close(events)
         if reply.bound is None:
@@ -441,10 +446,16 @@ class TurnRunner:
             reply.text = self._bound_text(reply, sink, reply.thinking.answer, last=True)
 
     async def _show_events(
-        self, events: AsyncIterator[StreamEvent], reply: _Reply, sink: ReplySink
+        self,
+        events: AsyncIterator[StreamEvent],
+        reply: _Reply,
+        sink: ReplySink,
+        scope: asyncio.Timeout,
     ) -> None:
         show = self._settings.show_reasoning
         async for event in events:
+            if reply.bound is not None:
+                continue  # the scope is cancelling the stream
             if event.reasoning:
                 reply.thinking.add_reasoning(event.reasoning)
             if event.text:
@@ -455,10 +466,8 @@ class TurnRunner:
                 sink.push(reply.text, reply.shown_reasoning(show))
                 reply.shown_chars = len(reply.text)
                 if reply.bound is not None:
-                    logger.warning(
-                        "chat %s: reply stopped at the %s bound", reply.chat_id, reply.bound.value
-                    )
-                    return
+                    scope.reschedule(asyncio.get_running_loop().time())
+                    continue
             reply.usage = event.usage or reply.usage
             reply.finish = event.finish_reason or reply.finish
 
@@ -470,10 +479,10 @@ class TurnRunner:
         if len(text) > bounds.chars:
             text = cut(text, bounds.chars, keep=shown)
             reply.bound = Bound.LENGTH
-        due = last or reply.bound is not None or len(text) - reply.measured >= MEASURE_EVERY
+        # n messages hold at least (n - 1) × MESSAGE_CHARS: shorter texts need no measuring.
+        due = last or len(text) + MEASURE_MARGIN >= bounds.messages * MESSAGE_CHARS
         if not isinstance(sink, ShowsMessages) or not due:
             return text
-        reply.measured = len(text)
         notice = "\n\n" + BOUND_NOTICES[Bound.MESSAGES]
         if sink.messages_for(text + notice) <= bounds.messages:
             return text
@@ -572,7 +581,6 @@ class _Reply:
     first_token: float | None = None
     bounds: ReplyBounds = field(default_factory=lambda: ReplyBounds(2**62, 2**62, 1e9))
     bound: Bound | None = None  # the bound that stopped the reply, if one did
-    measured: int = 0  # text length at the last check of the message bound
     shown_chars: int = 0  # how much of the text was pushed to the sink
     saver: ReplySaver | None = None
     thinking: ThinkSplitter = field(default_factory=ThinkSplitter)
