@@ -122,9 +122,9 @@ class BotRuntime:
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()
-        await settle_unfinished(self.app.bot, sessions, runner, settings)  # before any replay
         processor = self.app.update_processor
         assert isinstance(processor, ChatOrderedUpdateProcessor)
+        await settle_unfinished(self.app.bot, sessions, runner, settings, processor)
         if chats := await processor.replay_pending(self.app.bot):
             logger.warning("handling updates a previous run left unfinished in %d chats", chats)
         default = backends.endpoint(DEFAULT_PROFILE)

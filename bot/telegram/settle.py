@@ -3,14 +3,15 @@
 A reply that had Telegram messages is stored `interrupted` and its last message is edited to
 the stored text plus a short notice (any part the stored text has beyond the shown messages is
 sent). A reply nothing was shown of is stored `failed` and the question is answered again, as
-a normal streamed turn, before the chat's pending updates are replayed, so the order holds.
-Runs before polling; assumes one bot process per database (polling allows only one).
+a normal streamed turn, first in the chat's line: before its pending updates are replayed
+and before anything polled, so the order holds. Statuses are settled before polling starts;
+assumes one bot process per database (polling allows only one).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from bot.config import Settings
 from bot.db import store
 from bot.db.models import Status
 from bot.db.store import Unfinished, UserInfo
+from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.streamer import TelegramReply
 from bot.turn import RESTART_NOTICE, TurnControl, TurnRunner
 
@@ -31,8 +33,10 @@ async def settle_unfinished(
     sessions: async_sessionmaker[AsyncSession],
     runner: TurnRunner,
     settings: Settings,
+    processor: ChatOrderedUpdateProcessor,
 ) -> int:
-    """Settle every reply left pending; return how many there were."""
+    """Settle every reply left pending; return how many there were. The statuses are stored
+    now; each chat's Telegram work runs in the background, first in the chat's line."""
     async with sessions.begin() as session:
         unfinished = await store.unfinished_replies(session)
         shown = [reply for reply in unfinished if reply.telegram_ids]
@@ -42,7 +46,7 @@ async def settle_unfinished(
     if not unfinished:
         return 0
     # Answering again only what a /retry replay will not: its pending update re-runs it.
-    again = [r for r in lost if r.question_id is not None and not r.retried]
+    again = {r.id for r in lost if r.question_id is not None and not r.retried}
     logger.warning(
         "settling %d replies left unfinished by the previous run: %d shown in part, "
         "%d answered again",
@@ -50,10 +54,13 @@ async def settle_unfinished(
         len(shown),
         len(again),
     )
-    settle = Settlement(bot, sessions, runner, settings)
-    await asyncio.gather(
-        *(settle.notify(reply) for reply in shown), *(settle.answer_again(r) for r in again)
-    )
+    settlement = Settlement(bot, sessions, runner, settings)
+    by_chat: dict[int, list[Unfinished]] = {}
+    for reply in unfinished:
+        if reply.telegram_ids or reply.id in again:
+            by_chat.setdefault(reply.chat_id, []).append(reply)
+    for chat_id, replies in by_chat.items():
+        processor.first_in_line(chat_id, partial(settlement.settle, replies))
     return len(unfinished)
 
 
@@ -70,6 +77,14 @@ class Settlement:
         self._runner = runner
         self._settings = settings
 
+    async def settle(self, replies: list[Unfinished]) -> None:
+        """One chat's replies, oldest first."""
+        for reply in replies:
+            if reply.telegram_ids:
+                await self.notify(reply)
+            else:
+                await self.answer_again(reply)
+
     def _reply(self, reply: Unfinished) -> TelegramReply:
         private = reply.chat_type == "private"
         s = self._settings
@@ -85,6 +100,7 @@ class Settlement:
     async def notify(self, reply: Unfinished) -> None:
         """End the shown reply with the stored text and the notice (through the rate limiter)."""
         text = f"{reply.content}\n\n{RESTART_NOTICE}" if reply.content.strip() else RESTART_NOTICE
+        logger.info("chat %s: marking reply %s interrupted", reply.chat_id, reply.id)
         sink = self._reply(reply)
         sink.resume(reply.telegram_ids, text)
         try:
@@ -103,7 +119,9 @@ class Settlement:
         assert reply.question_id is not None
         stored = await self._runner.question(reply.question_id)
         if stored is None:
+            logger.warning("chat %s: the question of reply %s is gone", reply.chat_id, reply.id)
             return
+        logger.info("chat %s: answering message %s again", reply.chat_id, reply.question_id)
         sink = self._reply(reply)
         user = UserInfo(reply.user_id or reply.chat_id)
         try:
