@@ -256,10 +256,18 @@ class TurnRunner:
         )
 
     async def answer(
-        self, stored: Stored, user: UserInfo, sink: ReplySink, control: TurnControl
+        self,
+        stored: Stored,
+        user: UserInfo,
+        sink: ReplySink,
+        control: TurnControl,
+        lost: int | None = None,
     ) -> Outcome:
-        """Answer a user message stored before (/retry)."""
+        """Answer a user message stored before (/retry; after a crash, instead of the `lost`
+        reply, stored `failed` in the transaction that adds the new one)."""
         async with self._sessions.begin() as session:
+            if lost is not None:
+                await store.settle_replies(session, [lost], Status.FAILED)
             ready = await self._prepare(session, stored, user)
         return await self._answer(stored, ready, sink, control)
 

@@ -2,7 +2,8 @@
 
 A reply that had Telegram messages is stored `interrupted` and its last message is edited to
 the stored text plus a short notice (any part the stored text has beyond the shown messages is
-sent). A reply nothing was shown of is stored `failed` and the question is answered again, as
+sent). A reply nothing was shown of is stored `failed` (in the transaction that adds its
+successor) and the question is answered again, as
 a normal streamed turn, first in the chat's line: before its pending updates are replayed
 and before anything polled, so the order holds. Statuses are settled before polling starts;
 assumes one bot process per database (polling allows only one).
@@ -41,12 +42,15 @@ async def settle_unfinished(
         unfinished = await store.unfinished_replies(session)
         shown = [reply for reply in unfinished if reply.telegram_ids]
         lost = [reply for reply in unfinished if not reply.telegram_ids]
+        # Answering again only what a /retry replay will not: its pending update re-runs it.
+        again = {r.id for r in lost if r.question_id is not None and not r.retried}
         await store.settle_replies(session, [reply.id for reply in shown], Status.INTERRUPTED)
-        await store.settle_replies(session, [reply.id for reply in lost], Status.FAILED)
+        # A reply answered again stays pending until its successor is stored (same
+        # transaction), so a kill in between cannot leave the question unanswered.
+        failed = [reply.id for reply in lost if reply.id not in again]
+        await store.settle_replies(session, failed, Status.FAILED)
     if not unfinished:
         return 0
-    # Answering again only what a /retry replay will not: its pending update re-runs it.
-    again = {r.id for r in lost if r.question_id is not None and not r.retried}
     logger.warning(
         "settling %d replies left unfinished by the previous run: %d shown in part, "
         "%d answered again",
@@ -120,12 +124,14 @@ class Settlement:
         stored = await self._runner.question(reply.question_id)
         if stored is None:
             logger.warning("chat %s: the question of reply %s is gone", reply.chat_id, reply.id)
+            async with self._sessions.begin() as session:
+                await store.settle_replies(session, [reply.id], Status.FAILED)
             return
         logger.info("chat %s: answering message %s again", reply.chat_id, reply.question_id)
         sink = self._reply(reply)
         user = UserInfo(reply.user_id or reply.chat_id)
         try:
-            await self._runner.answer(stored, user, sink, TurnControl())
+            await self._runner.answer(stored, user, sink, TurnControl(), lost=reply.id)
         except Exception:
             logger.exception("chat %s: answering a lost reply again failed", reply.chat_id)
         finally:
