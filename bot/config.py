@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     system_prompt: str = "You are a helpful assistant in a Telegram chat. Answer concisely."
     context_tokens: int = Field(16_000, ge=256, description="The model's context window.")
     max_reply_tokens: int = Field(1_024, ge=16, description="Tokens reserved for the reply.")
+    max_reply_chars: int | None = Field(
+        None, ge=64, description="Longest reply shown, in characters; default 8 × max tokens."
+    )
+    max_reply_messages: int | None = Field(
+        None, ge=1, le=1_000, description="Telegram messages per reply; default chars/2048 + 2."
+    )
+    max_reply_seconds: float | None = Field(
+        None, ge=5, description="Seconds a reply may stream; default 60 + max tokens / 5."
+    )
     summary_enabled: bool = Field(
         True, description="Fold turns that leave the token budget into a rolling summary."
     )

@@ -7,13 +7,15 @@ before the model is called, and no transaction stays open while the model stream
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,15 +24,17 @@ from bot.chat_config import ChatConfig, resolve
 from bot.config import Settings
 from bot.context import Recall, Remembered
 from bot.db import admin_store, store
-from bot.db.models import Chat, Role, Status
+from bot.db.models import Chat, Message, Role, Status
 from bot.db.store import ChatInfo, HistoryItem, UserInfo
 from bot.errors import ContextLengthError, LLMError
 from bot.llm.backends import ModelClient
 from bot.llm.calibration import RETRY_MARGIN, Calibration
 from bot.llm.reasoning import ThinkSplitter
 from bot.llm.tokens import TokenCounter
-from bot.llm.types import ChatRequest, Usage
+from bot.llm.types import ChatRequest, StreamEvent, Usage
 from bot.memory import MessageTooLong, Prompt
+from bot.reply_bounds import MESSAGE_CHARS, Bound, ReplyBounds, cut
+from bot.reply_saves import ReplySaver
 from bot.summary import Summarizer, SummaryJob
 
 logger = logging.getLogger(__name__)
@@ -40,7 +44,13 @@ INTERRUPTED_NOTICE = "[The reply was interrupted: {reason}]"
 STOPPED_NOTICE = "[Stopped.]"
 STOPPED_EARLY = "Stopped before any reply."
 EMPTY_REPLY = "The model returned an empty reply. Please try rephrasing your message."
-PARTIAL_SAVE_SECONDS = 2.0  # how much streamed text a killed process can lose at most
+BOUND_NOTICES = {
+    Bound.LENGTH: "[The reply was stopped: it reached the length limit.]",
+    Bound.MESSAGES: "[The reply was stopped: it reached the message limit.]",
+    Bound.TIME: "[The reply was stopped: it reached the time limit.]",
+}
+RESTART_NOTICE = "[The reply was interrupted: the bot restarted.]"
+MEASURE_MARGIN = 256  # characters: the notice, and rendering that is a little longer
 
 
 class ReplySink(Protocol):
@@ -57,6 +67,18 @@ class ReplySink(Protocol):
 
     async def say(self, text: str) -> None:
         """Answer with a one-off notice instead of a reply."""
+
+
+@runtime_checkable
+class ShowsMessages(Protocol):
+    """A sink that shows a reply in numbered messages (Telegram): the turn stores their ids as
+    they appear and keeps the reply within its message bound."""
+
+    def watch(self, on_message: Callable[[Sequence[int]], Awaitable[None]]) -> None:
+        """Call `on_message` with the message ids whenever a new message of the reply exists."""
+
+    def messages_for(self, text: str) -> int:
+        """How many messages `text` takes once shown in full."""
 
 
 class TurnControl:
@@ -215,11 +237,37 @@ class TurnRunner:
             message.telegram_message_id,
         )
 
-    async def answer(
-        self, stored: Stored, user: UserInfo, sink: ReplySink, control: TurnControl
-    ) -> Outcome:
-        """Answer a user message stored before (/retry)."""
+    async def question(self, message_id: int) -> Stored | None:
+        """A stored user message, to be answered again (its reply was lost in a crash)."""
         async with self._sessions.begin() as session:
+            message = await session.get(Message, message_id)
+            chat = await session.get(Chat, message.chat_id) if message is not None else None
+            if message is None or chat is None:
+                return None
+            config = await self.chat_config(session, chat)
+        return Stored(
+            message.conversation_id,
+            message.id,
+            chat,
+            config,
+            message.content,
+            message.token_count,
+            message.telegram_message_id,
+        )
+
+    async def answer(
+        self,
+        stored: Stored,
+        user: UserInfo,
+        sink: ReplySink,
+        control: TurnControl,
+        lost: int | None = None,
+    ) -> Outcome:
+        """Answer a user message stored before (/retry; after a crash, instead of the `lost`
+        reply, stored `failed` in the transaction that adds the new one)."""
+        async with self._sessions.begin() as session:
+            if lost is not None:
+                await store.settle_replies(session, [lost], Status.FAILED)
             ready = await self._prepare(session, stored, user)
         return await self._answer(stored, ready, sink, control)
 
@@ -299,16 +347,35 @@ class TurnRunner:
         self, stored: Stored, reply: _Reply, sink: ReplySink, control: TurnControl
     ) -> Outcome:
         reply.started = time.monotonic()
-        await sink.begin()
-        error = await self._stream(stored, reply, sink, control)
-        if not reply.text.strip():
-            await sink.say(self._no_text_notice(error, control))
-            await self._record(reply, Status.FAILED, [])
-            return Outcome.STOPPED if control.stopped else Outcome.FAILED
-        shown = reply.text + self._notice(reply, error, control)
-        ids = await sink.finish(shown, reply.shown_reasoning(self._settings.show_reasoning))
-        complete = error is None and not control.stopped
-        await self._record(reply, Status.COMPLETE if complete else Status.INTERRUPTED, ids)
+        reply.bounds = ReplyBounds.of(self._settings, stored.config.max_reply_tokens)
+        reply.saver = saver = ReplySaver(
+            self._sessions,
+            reply.message_id,
+            lambda: reply.text,
+            lambda text: reply.counter.count_message(Role.ASSISTANT, text),
+        )
+        if isinstance(sink, ShowsMessages):
+            sink.watch(saver.shown)
+        saver.start()
+        try:
+            await sink.begin()
+            error = await self._stream(stored, reply, sink, control)
+            if not reply.text.strip():
+                await sink.say(self._no_text_notice(error, control))
+                await saver.close()
+                async with saver.lock:
+                    await self._record(reply, Status.FAILED, [])
+                return Outcome.STOPPED if control.stopped else Outcome.FAILED
+            shown = reply.text + self._notice(reply, error, control)
+            await saver.save()  # the complete text, before the final Telegram call
+            ids = await sink.finish(shown, reply.shown_reasoning(self._settings.show_reasoning))
+            complete = error is None and not control.stopped and reply.bound is None
+            await saver.close()
+            async with saver.lock:
+                status = Status.COMPLETE if complete else Status.INTERRUPTED
+                await self._record(reply, status, ids)
+        finally:
+            await saver.close()
         known = reply.prompt.unsummarized_tokens
         job = SummaryJob(
             stored.chat.id,
@@ -355,28 +422,87 @@ class TurnRunner:
                 return exc
             except asyncio.CancelledError:
                 if _being_cancelled():  # the turn itself is cancelled (shutdown), not /stop
-                    await asyncio.shield(self._record(reply, Status.INTERRUPTED, []))
+                    shown = reply.saver.telegram_ids if reply.saver else []
+                    await asyncio.shield(self._record(reply, Status.INTERRUPTED, shown))
                     raise
             return None
         return None
 
     async def _consume(self, request: ChatRequest, reply: _Reply, sink: ReplySink) -> None:
+        """Show the stream as it comes; stop it (closing the response) at a bound."""
+        bounds = reply.bounds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bounds.seconds - (time.monotonic() - reply.started)
+        events = self._client.stream(request)
+        try:
+            # Reaching a bound cancels the stream from inside (the scope expires at once): the
+            # cancellation runs through every layer of the client and closes the response.
+            async with asyncio.timeout_at(deadline) as scope:
+                await self._show_events(events, reply, sink, scope)
+        except TimeoutError:
+            if reply.bound is None:
+                if loop.time() < deadline:
+                    raise  # not the time bound's
+                reply.bound = Bound.TIME
+            logger.warning(
+                "chat %s: reply stopped at the %s bound", reply.chat_id, reply.bound.value
+            )
+        finally:
+            await _close(events)
+        if reply.bound is None:
+            reply.thinking.finish()
+            reply.text = self._bound_text(reply, sink, reply.thinking.answer, last=True)
+
+    async def _show_events(
+        self,
+        events: AsyncIterator[StreamEvent],
+        reply: _Reply,
+        sink: ReplySink,
+        scope: asyncio.Timeout,
+    ) -> None:
         show = self._settings.show_reasoning
-        async for event in self._client.stream(request):
+        async for event in events:
+            if reply.bound is not None:
+                continue  # the scope is cancelling the stream
             if event.reasoning:
                 reply.thinking.add_reasoning(event.reasoning)
             if event.text:
                 reply.thinking.feed(event.text)
             if event.text or (show and event.reasoning):
                 reply.first_token = reply.first_token or time.monotonic()
-                reply.text = reply.thinking.answer
+                reply.text = self._bound_text(reply, sink, reply.thinking.answer)
                 sink.push(reply.text, reply.shown_reasoning(show))
-                if time.monotonic() - reply.saved >= PARTIAL_SAVE_SECONDS:
-                    await self._save_partial(reply)
+                reply.shown_chars = len(reply.text)
+                if reply.bound is not None:
+                    scope.reschedule(asyncio.get_running_loop().time())
+                    continue
             reply.usage = event.usage or reply.usage
             reply.finish = event.finish_reason or reply.finish
-        reply.thinking.finish()
-        reply.text = reply.thinking.answer
+
+    @staticmethod
+    def _bound_text(reply: _Reply, sink: ReplySink, text: str, *, last: bool = False) -> str:
+        """`text` within the reply's bounds; sets `reply.bound` when it had to be cut. Text
+        already shown is never taken back."""
+        bounds, shown = reply.bounds, reply.shown_chars
+        if len(text) > bounds.chars:
+            text = cut(text, bounds.chars, keep=shown)
+            reply.bound = Bound.LENGTH
+        # n messages hold at least (n - 1) × MESSAGE_CHARS: shorter texts need no measuring.
+        due = last or len(text) + MEASURE_MARGIN >= bounds.messages * MESSAGE_CHARS
+        if not isinstance(sink, ShowsMessages) or not due:
+            return text
+        notice = "\n\n" + BOUND_NOTICES[Bound.MESSAGES]
+        if sink.messages_for(text + notice) <= bounds.messages:
+            return text
+        low, high = shown, len(text)  # the longest cut that fits, by bisection
+        while low < high:
+            middle = (low + high + 1) // 2
+            if sink.messages_for(cut(text, middle, keep=shown) + notice) <= bounds.messages:
+                low = middle
+            else:
+                high = middle - 1
+        reply.bound = Bound.MESSAGES
+        return cut(text, low, keep=shown)
 
     @staticmethod
     def _no_text_notice(error: LLMError | None, control: TurnControl) -> str:
@@ -389,6 +515,8 @@ class TurnRunner:
         """What follows the shown text: why it ended early, if it did (never stored)."""
         if control.stopped:
             return "\n\n" + STOPPED_NOTICE
+        if reply.bound is not None:
+            return "\n\n" + BOUND_NOTICES[reply.bound]
         if error is not None:
             return "\n\n" + INTERRUPTED_NOTICE.format(reason=error.user_message)
         if reply.finish == "length":
@@ -413,7 +541,7 @@ class TurnRunner:
                 status=status,
                 telegram_message_id=telegram_ids[0] if telegram_ids else None,
             )
-            await store.add_parts(session, reply.message_id, telegram_ids)
+            await store.set_parts(session, reply.message_id, telegram_ids)
             await store.add_usage(
                 session,
                 message_id=reply.message_id,
@@ -429,16 +557,13 @@ class TurnRunner:
                 ),
             )
 
-    async def _save_partial(self, reply: _Reply) -> None:
-        """Store the text so far on the pending row, so a crash keeps what the user saw."""
-        reply.saved = time.monotonic()
-        async with self._sessions.begin() as session:
-            await store.finish_message(
-                session,
-                reply.message_id,
-                content=reply.text,
-                token_count=reply.counter.count_message(Role.ASSISTANT, reply.text),
-            )
+
+async def _close(events: AsyncIterator[StreamEvent]) -> None:
+    """Close a model stream left early (a bound): its HTTP response goes with it."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 def _being_cancelled() -> bool:
@@ -462,7 +587,10 @@ class _Reply:
     finish: str | None = None
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
-    saved: float = field(default_factory=time.monotonic)  # when the partial text was last stored
+    bounds: ReplyBounds = field(default_factory=lambda: ReplyBounds(2**62, 2**62, 1e9))
+    bound: Bound | None = None  # the bound that stopped the reply, if one did
+    shown_chars: int = 0  # how much of the text was pushed to the sink
+    saver: ReplySaver | None = None
     thinking: ThinkSplitter = field(default_factory=ThinkSplitter)
 
     def shown_reasoning(self, show: bool) -> str:

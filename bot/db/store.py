@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.db.models import (
     IN_PROMPT,
@@ -182,6 +183,43 @@ async def add_parts(session: AsyncSession, message_id: int, telegram_ids: list[i
     )
 
 
+async def set_parts(session: AsyncSession, message_id: int, telegram_ids: list[int]) -> None:
+    """Record the Telegram messages showing a message, replacing those recorded before."""
+    await session.execute(delete(MessagePart).where(MessagePart.message_id == message_id))
+    if telegram_ids:
+        await session.execute(
+            insert(MessagePart),
+            [
+                {"message_id": message_id, "position": i, "telegram_message_id": tid}
+                for i, tid in enumerate(telegram_ids)
+            ],
+        )
+
+
+async def save_pending(
+    session: AsyncSession,
+    message_id: int,
+    content: str,
+    token_count: int,
+    telegram_ids: list[int] | None,
+) -> bool:
+    """Store a reply's text so far (and the Telegram messages showing it, when given) while it
+    is still pending; False when it was settled meanwhile (nothing is written then)."""
+    values: dict[str, Any] = {"content": without_nul(content), "token_count": token_count}
+    if telegram_ids:
+        values["telegram_message_id"] = telegram_ids[0]
+    result = await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == Status.PENDING)
+        .values(**values)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    if telegram_ids is not None:
+        await set_parts(session, message_id, telegram_ids)
+    return True
+
+
 async def last_user_message(session: AsyncSession, conversation_id: int) -> Message | None:
     """The newest user message of a conversation that was taken (not rejected)."""
     return await session.scalar(
@@ -244,19 +282,70 @@ async def history_newest_first(
         before_id = rows[-1].id
 
 
-async def close_unfinished_replies(session: AsyncSession) -> int:
-    """Settle replies left `pending` by a process that died mid-stream; return how many.
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """A reply left `pending` by a process that died mid-stream, and what it answered."""
 
-    Run at start-up, before any update is taken: partial text already saved is kept as
-    `interrupted` (it enters later prompts like any cut reply); a reply with no saved text
-    becomes `failed`. Assumes one bot process per database (polling allows only one).
-    """
-    unfinished = (
-        Message.role == Role.ASSISTANT,
-        Message.status == Status.PENDING,
+    id: int
+    chat_id: int
+    chat_type: str
+    content: str
+    telegram_ids: list[int]
+    question_id: int | None
+    question_telegram_id: int | None
+    user_id: int | None
+    thread_id: int | None
+    retried: bool  # the question's earlier replies were replaced: a /retry was running
+
+
+async def unfinished_replies(session: AsyncSession) -> list[Unfinished]:
+    """Replies left pending, oldest first, with the ids of the Telegram messages showing them."""
+    question = aliased(Message)
+    earlier = aliased(Message)
+    retried = (
+        select(earlier.id)
+        .where(earlier.reply_to_id == Message.reply_to_id, earlier.status == Status.REPLACED)
+        .exists()
     )
-    kept = await session.execute(
-        update(Message).where(*unfinished, Message.content != "").values(status=Status.INTERRUPTED)
-    )
-    empty = await session.execute(update(Message).where(*unfinished).values(status=Status.FAILED))
-    return sum(int(getattr(result, "rowcount", 0) or 0) for result in (kept, empty))
+    rows = (
+        await session.execute(
+            select(
+                Message.id,
+                Message.chat_id,
+                Chat.type,
+                Message.content,
+                question.id,
+                question.telegram_message_id,
+                question.user_id,
+                Conversation.thread_id,
+                retried,
+            )
+            .join(Chat, Chat.id == Message.chat_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(question, question.id == Message.reply_to_id)
+            .where(Message.role == Role.ASSISTANT, Message.status == Status.PENDING)
+            .order_by(Message.id)
+        )
+    ).all()
+    parts: dict[int, list[int]] = {}
+    if rows:
+        found = await session.execute(
+            select(MessagePart.message_id, MessagePart.telegram_message_id)
+            .where(MessagePart.message_id.in_([row[0] for row in rows]))
+            .order_by(MessagePart.message_id, MessagePart.position)
+        )
+        for message_id, telegram_id in found:
+            parts.setdefault(message_id, []).append(telegram_id)
+    return [
+        Unfinished(row[0], row[1], row[2], row[3], parts.get(row[0], []), *row[4:8], bool(row[8]))
+        for row in rows
+    ]
+
+
+async def settle_replies(session: AsyncSession, ids: list[int], status: Status) -> None:
+    if ids:
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status == Status.PENDING)
+            .values(status=status)
+        )

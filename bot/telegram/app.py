@@ -16,7 +16,6 @@ from telegram.request import HTTPXRequest
 
 from bot.access import Access
 from bot.config import Settings
-from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.http_transport import AiohttpTransport
@@ -33,6 +32,7 @@ from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
 from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.settle import settle_unfinished
 from bot.telegram.supergroup import SupergroupHandlers
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
@@ -133,9 +133,6 @@ class BotRuntime:
         self._http = model_http_client(settings)
         backends = Backends.from_settings(self._http, settings)
         client = MeteredClient(backends)
-        async with sessions.begin() as session:
-            if settled := await store.close_unfinished_replies(session):
-                logger.warning("closed %d replies left unfinished by the previous run", settled)
         runner = self.runner = TurnRunner(settings, sessions, client)
         TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn
         self._gate = UpdateGate(
@@ -150,6 +147,7 @@ class BotRuntime:
         await self.app.start()
         processor = self.app.update_processor
         assert isinstance(processor, ChatOrderedUpdateProcessor)
+        await settle_unfinished(self.app.bot, sessions, runner, settings, processor)
         if chats := await processor.replay_pending(self.app.bot):
             logger.warning("handling updates a previous run left unfinished in %d chats", chats)
         default = backends.endpoint(DEFAULT_PROFILE)

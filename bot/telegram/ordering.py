@@ -157,6 +157,22 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
             task.add_done_callback(self.running.discard)
         return len(chats)
 
+    def first_in_line(self, chat_id: int, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` in the background in the chat's turn, before anything queued later
+        (start-up work: called before `replay_pending` and polling)."""
+
+        async def in_turn() -> None:
+            try:
+                async with self._place(chat_id) as my_turn:
+                    await my_turn()
+                    await work()
+            except Exception:
+                logger.exception("chat %s: start-up work failed", chat_id)
+
+        task = asyncio.create_task(in_turn())
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
     async def _replay_chat(self, gate: UpdateGate, chat_id: int, bot: Bot) -> None:
         try:
             async with self._place(chat_id) as my_turn:

@@ -7,9 +7,11 @@ Telegram. Two modes:
 - draft (private chats): the growing part is streamed with `sendMessageDraft` (Bot API 10),
   and every finished part is sent as a real message.
 
-Updates are spaced by the chat's interval and never repeat what is shown. A 429 pushes the next
-call back by `retry_after`, doubles the interval for the rest of the reply, and newer text simply
-replaces the pending update. Formatting refused by Telegram falls back to plain text.
+Updates are spaced by the chat's interval and never repeat what is shown; text that grew by
+several messages at once (one huge delta) gets one new message per interval, not a burst. A 429
+pushes the next call back by `retry_after`, doubles the interval for the rest of the reply, and
+newer text simply replaces the pending update. Formatting refused by Telegram falls back to
+plain text.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from telegram import ReplyParameters
@@ -41,6 +43,10 @@ MAX_INTERVAL = 10.0
 NOT_MODIFIED = "message is not modified"
 EDIT_TARGET_GONE = "message to edit not found"
 FORMAT_REJECTED = ("can't parse entities", "entit", "message is too long")
+
+# Told the ids of the reply's messages each time a new one appears (awaited: the caller stores
+# them before the reply goes on, so a crash never leaves a shown message unknown).
+MessagesShown = Callable[[Sequence[int]], Awaitable[None]]
 
 
 class TelegramReply:
@@ -76,10 +82,29 @@ class TelegramReply:
         self._blocked = False
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
+        self._on_message: MessagesShown | None = None
 
     @property
     def message_ids(self) -> list[int]:
         return [message_id for message_id, _ in self._sent if message_id]
+
+    def watch(self, on_message: MessagesShown) -> None:
+        """Call `on_message` with the message ids whenever a new message of the reply exists."""
+        self._on_message = on_message
+
+    def messages_for(self, text: str) -> int:
+        """How many Telegram messages `text` takes once shown in full."""
+        return len(render_plain(text) if self._plain else render_markdown(text, final=True))
+
+    def resume(self, message_ids: Sequence[int], text: str) -> None:
+        """Take over the messages a previous run showed `text` in, before `finish`: all but the
+        last are taken as shown, so finishing edits only the last one (and adds any missing)."""
+        parts = render_markdown(text, final=True)
+        last = len(message_ids) - 1
+        self._sent = [
+            (message_id, parts[index] if index < min(last, len(parts)) else Part(""))
+            for index, message_id in enumerate(message_ids)
+        ]
 
     async def begin(self) -> None:
         self._typing = asyncio.create_task(self._keep_typing())
@@ -215,9 +240,13 @@ class TelegramReply:
                 message_id, shown = self._sent[index]
                 if shown != part:
                     await self._edit(index, message_id, part)
-            else:
-                reply_to = self._reply_to if index == 0 else self._sent[-1][0]
-                self._sent.append((await self._send(part, reply_to), part))
+                continue
+            reply_to = self._reply_to if index == 0 else self._sent[-1][0]
+            self._sent.append((await self._send(part, reply_to), part))
+            await self._report()
+            if not self._final and index + 1 < len(settled):
+                self._wake.set()  # the next new message waits for the next interval
+                return
         if len(settled) < len(parts) and parts[-1] != self._draft_shown:
             await self._draft(len(parts) - 1, parts[-1])
 
@@ -257,12 +286,18 @@ class TelegramReply:
                 pass
             elif EDIT_TARGET_GONE in exc.message:  # the user deleted it: show the text anew
                 message_id = await self._send(part, None)
+                self._sent[index] = (message_id, part)
+                await self._report()
             else:
                 raise
         except Forbidden as exc:
             self._blocked = True
             logger.info("chat %s: cannot edit (%s)", self._chat_id, exc.message)
         self._sent[index] = (message_id, part)
+
+    async def _report(self) -> None:
+        if self._on_message is not None and self.message_ids:
+            await self._on_message(self.message_ids)
 
     async def _draft(self, index: int, part: Part) -> None:
         self._next_call = time.monotonic() + self._interval

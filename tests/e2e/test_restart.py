@@ -18,8 +18,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, Role, Status
+from bot.db.models import Message, MessagePart, Role, Status
 from bot.telegram.app import BotRuntime
+from bot.turn import RESTART_NOTICE
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
 from tests.emulators.bot_api import BotAPIEmulator, ChatMessage
@@ -69,7 +70,7 @@ async def bot_process(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.s
 
 
 async def partial_reply_saved(database_url: str, chat_id: int) -> bool:
-    """Whether a reply still being streamed has some of its text in the database."""
+    """Whether the story being streamed has some of its text in the database."""
     engine = create_engine(database_url)
     try:
         async with create_sessionmaker(engine)() as session:
@@ -77,7 +78,7 @@ async def partial_reply_saved(database_url: str, chat_id: int) -> bool:
                 select(Message.id).where(
                     Message.chat_id == chat_id,
                     Message.status == Status.PENDING,
-                    Message.content != "",
+                    Message.content.startswith("word0"),
                 )
             )
         return found is not None
@@ -127,6 +128,8 @@ async def test_a_bot_killed_mid_reply_restarts_consistent_answering_each_update_
     ], "the reply cut by the kill is interrupted, nothing is pending or doubled"
     partial = alice[3].content
     assert partial and STORY.startswith(partial), "the saved text is a prefix of the stream"
+    story = telegram.bot_messages(ALICE)[1]
+    assert story.text == f"{partial}\n\n{RESTART_NOTICE}", "the fragment is ended with a notice"
     assert alice[3].token_count > 0
     assert [(m.role, m.content) for m in await stored_messages(database_url, BOB)] == [
         (Role.USER, "hello"),
@@ -146,34 +149,41 @@ async def test_a_bot_killed_mid_reply_restarts_consistent_answering_each_update_
     answers = Counter((m.chat_id, m.reply_to_message_id) for m in all_bot_messages(telegram))
     assert all(count == 1 for count in answers.values()), f"an update was answered twice: {answers}"
     assert telegram.pending_updates() == 0, "every update was confirmed"
-    assert "closed 1 replies left unfinished" in log.read_text()
+    assert "settling 1 replies left unfinished" in log.read_text()
 
 
 def all_bot_messages(telegram: BotAPIEmulator) -> list[ChatMessage]:
     return [m for chat in (ALICE, BOB) for m in telegram.bot_messages(chat)]
 
 
-async def test_start_up_keeps_saved_partial_text_as_interrupted_and_fails_empty_replies(
+async def test_start_up_keeps_shown_partial_text_as_interrupted_and_answers_lost_replies(
     make_settings: SettingsFactory, telegram: BotAPIEmulator, database_url: str
 ) -> None:
     async with BotRuntime(make_settings()):
         await ask(telegram, ALICE, "hello")
+    [shown] = telegram.bot_messages(ALICE)
     engine = create_engine(database_url)
     try:
         async with create_sessionmaker(engine).begin() as session:
             [question, _] = await session.scalars(select(Message).order_by(Message.id))
             for content in ("half a rep", ""):
-                session.add(
-                    Message(
-                        conversation_id=question.conversation_id,
-                        chat_id=ALICE,
-                        role=Role.ASSISTANT,
-                        content=content,
-                        token_count=0,
-                        status=Status.PENDING,
-                        reply_to_id=question.id,
-                    )
+                message = Message(
+                    conversation_id=question.conversation_id,
+                    chat_id=ALICE,
+                    role=Role.ASSISTANT,
+                    content=content,
+                    token_count=0,
+                    status=Status.PENDING,
+                    reply_to_id=question.id,
                 )
+                session.add(message)
+                await session.flush()
+                if content:  # shown in a Telegram message before the kill
+                    session.add(
+                        MessagePart(
+                            message_id=message.id, position=0, telegram_message_id=shown.message_id
+                        )
+                    )
     finally:
         await engine.dispose()
 
@@ -182,7 +192,14 @@ async def test_start_up_keeps_saved_partial_text_as_interrupted_and_fails_empty_
         assert [(m.content, m.status) for m in stored[2:]] == [
             ("half a rep", Status.INTERRUPTED),
             ("", Status.FAILED),
-        ]
+            ("Echo: hello", Status.COMPLETE),
+        ], "the shown part is kept; the reply nothing was shown of is written again"
+        edited, again = telegram.bot_messages(ALICE)
+        assert edited.text == f"half a rep\n\n{RESTART_NOTICE}"
+        assert (
+            again.text == "Echo: hello"
+            and again.reply_to_message_id == question.telegram_message_id
+        )
         await ask(telegram, ALICE, "next")
 
 

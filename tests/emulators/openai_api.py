@@ -397,8 +397,12 @@ def _error_response(exc: ApiError) -> web.Response:
 
 
 def _build_completion(body: dict[str, Any], prompt: _Prompt, reply: Reply) -> Completion:
-    text, finish = apply_limits(reply.text, reply.finish_reason, body)
-    completion_tokens = count_tokens(text)
+    if reply.endless or reply.ignore_max_tokens:  # a server that does not honour max_tokens
+        text, finish = reply.text, reply.finish_reason
+        completion_tokens = len(text) // 4  # about right, without tokenizing a megabyte
+    else:
+        text, finish = apply_limits(reply.text, reply.finish_reason, body)
+        completion_tokens = count_tokens(text)
     usage = {
         "prompt_tokens": prompt.prompt_tokens,
         "completion_tokens": completion_tokens,

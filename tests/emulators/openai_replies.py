@@ -22,7 +22,8 @@ class Reply:
     Server quirks: ``keepalive_comments`` sends ``: <keepalive_text>`` before each delta,
     ``omit_usage`` never reports usage, ``empty_first_delta`` opens with an empty delta,
     ``reasoning`` is streamed first as ``reasoning_content`` deltas (Responses API: reasoning
-    summary events). ``fail_after`` / ``fail_event``: see ``openai_responses``.
+    summary events). ``fail_after`` / ``fail_event``: see ``openai_responses``. One huge delta:
+    ``chunk_chars=len(text)``.
     """
 
     text: str = ""
@@ -48,6 +49,11 @@ class Reply:
     fail_after: int | None = None
     fail_event: str = "response.failed"
     hold: asyncio.Event | None = None  # answer only once the test sets it
+    # A server that ignores max_tokens: ``text`` is streamed over and over until the client
+    # closes the response (or the emulator stops); no finish, usage or [DONE] ever comes.
+    endless: bool = False
+    ignore_max_tokens: bool = False  # send all of ``text`` whatever max_tokens says
+    client_left: bool = False  # set by the emulator when the client closed an endless stream
 
 
 @dataclass

@@ -177,6 +177,9 @@ class StreamWriter:
         if await self._fault(0, len(pieces)):
             return self.response
         await self._open()
+        if self.reply.endless:
+            await self._endless(pieces)
+            return self.response
         for sent, piece in enumerate(pieces, start=1):
             await self.pacer.sleep(
                 self.reply.first_token_delay if sent == 1 else self.reply.chunk_delay
@@ -188,6 +191,22 @@ class StreamWriter:
                 return self.response
         await self._finish()
         return self.response
+
+    async def _endless(self, pieces: list[str]) -> None:
+        """Stream the pieces round and round while the client listens."""
+        sent = 0
+        try:
+            while pieces and not _client_gone(self.request):
+                delay = self.reply.first_token_delay if sent == 0 else self.reply.chunk_delay
+                await self.pacer.sleep(delay)
+                await self.response.write(self._piece(pieces[sent % len(pieces)]))
+                sent += 1
+                if not delay:
+                    await asyncio.sleep(0)  # let the client's close be noticed
+        except (ConnectionError, RuntimeError):  # the client closed the response
+            pass
+        finally:  # also when aiohttp cancels the handler of a client that left
+            self.reply.client_left = not self.pacer.stopping.is_set()
 
     async def _open(self) -> None:
         """What precedes the content: an empty delta, the role delta, reasoning deltas."""
