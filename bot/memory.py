@@ -91,5 +91,7 @@ async def build_prompt(
     while kept and kept[0].role == Role.ASSISTANT:
         used -= kept.pop(0).tokens
     messages = [ChatMessage(Role.SYSTEM, system_prompt)] if system_prompt else []
-    messages += [ChatMessage(item.role, item.content) for item in (*kept, new_message)]
+    messages += [
+        ChatMessage(item.role, item.parts or item.content) for item in (*kept, new_message)
+    ]
     return Prompt(tuple(messages), used, len(kept), bool(summary), unsummarized)
