@@ -82,7 +82,7 @@ class Recall:
         system = config.system_prompt
         base = counter.count_message(Role.SYSTEM, system) if system else 0
         recent = sum(
-            counter.count_message(m.role, m.content)
+            counter.count_content(m.role, m.content)
             for m in prompt.messages[1 if system or shown else 0 : -1]
         )
         return Remembered(

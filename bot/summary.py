@@ -203,7 +203,7 @@ class Summarizer:
             ChatMessage(Role.USER, f"Summary so far:\n{so_far}\n\nNew messages:\n{transcript}"),
         )
         ours = REPLY_PRIMING_TOKENS + sum(
-            counter.count_message(m.role, m.content) for m in messages
+            counter.count_content(m.role, m.content) for m in messages
         )
         request = ChatRequest(model, messages, cap, user=self._user_hash(job.user_id))
         started = time.monotonic()

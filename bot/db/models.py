@@ -3,14 +3,18 @@
 Telegram ids are the primary keys of users and chats. A chat has one open conversation
 per memory scope (the whole chat, or one user in it); `/reset` closes it and opens the next.
 Each message stores its token count once, at insert, so building a prompt never re-tokenizes.
+A message's content is its plain text (`messages.content`); one that holds more than text
+(images, transcripts, tool calls) also has its ordered parts in `message_content`.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -18,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -47,6 +52,7 @@ class Role(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"  # the results of the assistant's tool calls
 
 
 class Status(enum.StrEnum):
@@ -135,7 +141,10 @@ class Message(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     role: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)  # the plain text form, parts joined
+    # True when the content is more than text: its parts are rows of message_content. A text
+    # message has none (its one part is `content`), so reading it for a prompt costs no join.
+    has_parts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The model's thinking (`<think>` blocks, reasoning deltas): kept apart, never in prompts.
     reasoning: Mapped[str | None] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
@@ -146,16 +155,38 @@ class Message(Base):
     created_at: Mapped[datetime] = _now()
 
 
-class MessagePart(Base):
+class MessageDelivery(Base):
     """The Telegram messages that show one stored message (a long reply spans several)."""
 
-    __tablename__ = "message_parts"
+    __tablename__ = "message_deliveries"
 
     message_id: Mapped[int] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     telegram_message_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class MessageContent(Base):
+    """One typed part of a message's content, in order (see `bot.llm.parts`).
+
+    `text` is the part's text form (caption, transcript, extracted text, tool output); `data`
+    its kind's fields (mime, size, Telegram file ids, tool call id, name, arguments, ...);
+    `blob` the bytes sent to the model, or a derived form of them (a downscaled JPEG);
+    `token_count` its cost as sent.
+    """
+
+    __tablename__ = "message_content"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_count: Mapped[int] = mapped_column(Integer)
 
 
 class Summary(Base):

@@ -17,12 +17,14 @@ from bot.db.models import (
     Chat,
     Conversation,
     Message,
-    MessagePart,
+    MessageContent,
+    MessageDelivery,
     Role,
     Status,
     Usage,
     User,
 )
+from bot.llm.parts import Part, decode, encode, is_plain, text_form
 
 HISTORY_PAGE = 64
 
@@ -47,8 +49,9 @@ class ChatInfo:
 class HistoryItem:
     id: int
     role: str
-    content: str
+    content: str  # the plain text form
     tokens: int
+    parts: tuple[Part, ...] = ()  # empty when the content is text alone
 
 
 def without_nul(text: str) -> str:
@@ -134,6 +137,7 @@ def _open_conversation_query(per_user: bool, in_topic: bool) -> Any:
 
 NEW_CONVERSATION = insert(Conversation).returning(Conversation.id)
 NEW_MESSAGE = insert(Message).returning(Message.id)
+NEW_CONTENT = insert(MessageContent)
 
 
 async def open_conversation(
@@ -160,10 +164,36 @@ async def close_conversation(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def add_message(session: AsyncSession, **fields: Any) -> int:
-    """Insert a message; return its id (a Core insert: no ORM flush on the turn's path)."""
+async def add_message(session: AsyncSession, *, parts: tuple[Part, ...] = (), **fields: Any) -> int:
+    """Insert a message; return its id (a Core insert: no ORM flush on the turn's path).
+
+    A message of `parts` that are more than text gets them as `message_content` rows (one
+    more statement), and their text form as `content` unless given; text is one row alone.
+    """
+    if parts:
+        fields.setdefault("content", text_form(parts))
     fields["content"] = without_nul(fields["content"])
-    return int((await session.execute(NEW_MESSAGE, fields)).scalar_one())
+    if not parts or is_plain(parts):
+        return int((await session.execute(NEW_MESSAGE, fields)).scalar_one())
+    message_id = int(
+        (await session.execute(NEW_MESSAGE, fields | {"has_parts": True})).scalar_one()
+    )
+    rows = []
+    for position, part in enumerate(parts):
+        kind, text, data, blob = encode(part)
+        rows.append(
+            {
+                "message_id": message_id,
+                "position": position,
+                "kind": kind,
+                "text": without_nul(text),
+                "data": data,
+                "blob": blob,
+                "token_count": part.tokens,
+            }
+        )
+    await session.execute(NEW_CONTENT, rows)
+    return message_id
 
 
 async def finish_message(session: AsyncSession, message_id: int, **fields: Any) -> None:
@@ -176,19 +206,12 @@ async def add_usage(session: AsyncSession, **fields: Any) -> None:
     session.add(Usage(**fields))
 
 
-async def add_parts(session: AsyncSession, message_id: int, telegram_ids: list[int]) -> None:
-    session.add_all(
-        MessagePart(message_id=message_id, position=i, telegram_message_id=tid)
-        for i, tid in enumerate(telegram_ids)
-    )
-
-
-async def set_parts(session: AsyncSession, message_id: int, telegram_ids: list[int]) -> None:
+async def set_deliveries(session: AsyncSession, message_id: int, telegram_ids: list[int]) -> None:
     """Record the Telegram messages showing a message, replacing those recorded before."""
-    await session.execute(delete(MessagePart).where(MessagePart.message_id == message_id))
+    await session.execute(delete(MessageDelivery).where(MessageDelivery.message_id == message_id))
     if telegram_ids:
         await session.execute(
-            insert(MessagePart),
+            insert(MessageDelivery),
             [
                 {"message_id": message_id, "position": i, "telegram_message_id": tid}
                 for i, tid in enumerate(telegram_ids)
@@ -216,8 +239,31 @@ async def save_pending(
     if not getattr(result, "rowcount", 0):
         return False
     if telegram_ids is not None:
-        await set_parts(session, message_id, telegram_ids)
+        await set_deliveries(session, message_id, telegram_ids)
     return True
+CONTENT_OF = (
+    select(
+        MessageContent.message_id,
+        MessageContent.kind,
+        MessageContent.text,
+        MessageContent.data,
+        MessageContent.blob,
+        MessageContent.token_count,
+    )
+    .where(MessageContent.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(MessageContent.message_id, MessageContent.position)
+)
+
+
+async def content_parts(
+    session: AsyncSession, message_ids: list[int]
+) -> dict[int, tuple[Part, ...]]:
+    """The parts of messages flagged `has_parts`, by message id, each in order."""
+    found: dict[int, list[Part]] = {}
+    for row in await session.execute(CONTENT_OF, {"ids": message_ids}):
+        part = decode(row.kind, row.text, row.data, row.blob, row.token_count)
+        found.setdefault(row.message_id, []).append(part)
+    return {message_id: tuple(parts) for message_id, parts in found.items()}
 
 
 async def last_user_message(session: AsyncSession, conversation_id: int) -> Message | None:
@@ -246,7 +292,7 @@ async def replace_replies(session: AsyncSession, user_message_id: int) -> None:
 @cache
 def _history_page(page: int) -> Any:
     return (
-        select(Message.id, Message.role, Message.content, Message.token_count)
+        select(Message.id, Message.role, Message.content, Message.token_count, Message.has_parts)
         .where(
             Message.conversation_id == bindparam("conversation_id"),
             Message.id < bindparam("before_id"),
@@ -269,14 +315,21 @@ async def history_newest_first(
     """Messages that belong in prompts, newest first, read page by page (keyset pagination).
 
     A caller that stops early reads only the pages it needed, so a turn costs O(budget).
-    Messages up to `after_id` (those a summary covers) are left out.
+    Messages up to `after_id` (those a summary covers) are left out. Parts are read (one
+    query per page) only for the messages that have them.
     """
     query = _history_page(page)
     while True:
         bounds = {"conversation_id": conversation_id, "before_id": before_id, "after_id": after_id}
         rows = (await session.execute(query, bounds)).all()
-        for row in rows:
-            yield HistoryItem(row.id, row.role, row.content, row.token_count)
+        rich = [row[0] for row in rows if row[4]]  # by index: this loop is the hot path
+        if not rich:
+            for id_, role, content, tokens, _ in rows:
+                yield HistoryItem(id_, role, content, tokens)
+        else:
+            parts = await content_parts(session, rich)
+            for id_, role, content, tokens, _ in rows:
+                yield HistoryItem(id_, role, content, tokens, parts.get(id_, ()))
         if len(rows) < page:
             return
         before_id = rows[-1].id
@@ -330,9 +383,9 @@ async def unfinished_replies(session: AsyncSession) -> list[Unfinished]:
     parts: dict[int, list[int]] = {}
     if rows:
         found = await session.execute(
-            select(MessagePart.message_id, MessagePart.telegram_message_id)
-            .where(MessagePart.message_id.in_([row[0] for row in rows]))
-            .order_by(MessagePart.message_id, MessagePart.position)
+            select(MessageDelivery.message_id, MessageDelivery.telegram_message_id)
+            .where(MessageDelivery.message_id.in_([row[0] for row in rows]))
+            .order_by(MessageDelivery.message_id, MessageDelivery.position)
         )
         for message_id, telegram_id in found:
             parts.setdefault(message_id, []).append(telegram_id)

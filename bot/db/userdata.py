@@ -14,7 +14,8 @@ from bot.db.models import (
     Chat,
     Conversation,
     Message,
-    MessagePart,
+    MessageContent,
+    MessageDelivery,
     Summary,
     UpdateLog,
     Usage,
@@ -132,11 +133,15 @@ FORGET_RULES: dict[str, dict[str, str]] = {
             "model",
             "telegram_message_id",
             "reply_to_id",
+            "has_parts",
             "created_at",
         ),
         DELETE,
     ),
-    "message_parts": _DELETED(("message_id", "position", "telegram_message_id"), DELETE),
+    "message_deliveries": _DELETED(("message_id", "position", "telegram_message_id"), DELETE),
+    "message_content": _DELETED(
+        ("message_id", "position", "kind", "text", "data", "blob", "token_count"), DELETE
+    ),
     "summaries": _DELETED(
         (
             "id",
@@ -255,7 +260,8 @@ async def forget_user(session: AsyncSession, user_id: int) -> int:
             )
         )
     )
-    await session.execute(delete(MessagePart).where(MessagePart.message_id.in_(doomed_ids)))
+    await session.execute(delete(MessageDelivery).where(MessageDelivery.message_id.in_(doomed_ids)))
+    await session.execute(delete(MessageContent).where(MessageContent.message_id.in_(doomed_ids)))
     deleted = await session.execute(delete(Message).where(doomed))
     await session.execute(delete(Conversation).where(Conversation.id.in_(theirs)))
     await session.execute(update(User).where(User.id == user_id).values(redacted("users")))

@@ -3,6 +3,13 @@
 Reasoning models (o1/o3/o4/gpt-5 style) take `max_completion_tokens` and reject the sampling
 knobs (temperature, top_p, penalties, logit_bias), so those are left out for them. `n` is never
 sent: a chat reply is one choice, and the server default is 1.
+
+A message whose content is a plain string is sent as one (every server takes that). One with
+parts becomes what its mode allows: chat content arrays with `image_url` items, tool calls on
+the assistant message and one `tool` message per result; Responses `input_text`/`input_image`
+content and `function_call`/`function_call_output` items; completions the parts' text forms.
+Content arrays are sent only for images: text-like parts (transcripts, document text) join
+into the plain string.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.llm.endpoint import Endpoint
-from bot.llm.types import ChatRequest
+from bot.llm.parts import ImagePart, Part, ToolCallPart, ToolResultPart, as_prompt_text, prompt_text
+from bot.llm.types import ChatMessage, ChatRequest
 
 MAX_STOP = 4
 
@@ -36,12 +44,92 @@ def _sampling(request: ChatRequest, reasoning: bool) -> dict[str, Any]:
     return _present({**tuned, "seed": s.seed, "user": request.user})
 
 
+def _split(
+    parts: tuple[Part, ...],
+) -> tuple[tuple[Part, ...], list[ToolCallPart], list[ToolResultPart]]:
+    """(content parts, tool calls, tool results) of a message, each in order."""
+    calls = [p for p in parts if isinstance(p, ToolCallPart)]
+    results = [p for p in parts if isinstance(p, ToolResultPart)]
+    rest = tuple(p for p in parts if not isinstance(p, ToolCallPart | ToolResultPart))
+    return rest, calls, results
+
+
+def _chat_content(parts: tuple[Part, ...]) -> str | list[dict[str, Any]]:
+    if not any(isinstance(p, ImagePart) for p in parts):
+        return as_prompt_text(parts)
+    items: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, ImagePart):
+            image = {"url": part.data_url, "detail": part.detail}
+            items.append({"type": "image_url", "image_url": image})
+        elif text := prompt_text(part):
+            items.append({"type": "text", "text": text})
+    return items
+
+
+def chat_messages(message: ChatMessage) -> list[dict[str, Any]]:
+    """One prompt message as chat/completions messages: a tool result is a message of its own,
+    answering the assistant message that carries the call."""
+    if isinstance(message.content, str):
+        return [{"role": message.role, "content": message.content}]
+    rest, calls, results = _split(message.content)
+    found: list[dict[str, Any]] = [
+        {"role": "tool", "tool_call_id": r.call_id, "content": r.text} for r in results
+    ]
+    if calls:
+        function_calls = [
+            {
+                "id": c.call_id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            }
+            for c in calls
+        ]
+        content = _chat_content(rest) if rest else None
+        found.append({"role": "assistant", "content": content, "tool_calls": function_calls})
+    elif rest:
+        role = "user" if message.role == "tool" else message.role
+        found.append({"role": role, "content": _chat_content(rest)})
+    return found
+
+
+def _responses_content(parts: tuple[Part, ...], role: str) -> str | list[dict[str, Any]]:
+    if not any(isinstance(p, ImagePart) for p in parts):
+        return as_prompt_text(parts)
+    text_type = "output_text" if role == "assistant" else "input_text"
+    items: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, ImagePart):
+            items.append({"type": "input_image", "image_url": part.data_url, "detail": part.detail})
+        elif text := prompt_text(part):
+            items.append({"type": text_type, "text": text})
+    return items
+
+
+def responses_items(message: ChatMessage) -> list[dict[str, Any]]:
+    """One prompt message as Responses `input` items: its content, then its function calls
+    and their outputs as items of their own."""
+    if isinstance(message.content, str):
+        return [{"role": message.role, "content": message.content}]
+    rest, calls, results = _split(message.content)
+    role = "user" if message.role == "tool" else message.role
+    found = [{"role": role, "content": _responses_content(rest, role)}] if rest else []
+    found += [
+        {"type": "function_call", "call_id": c.call_id, "name": c.name, "arguments": c.arguments}
+        for c in calls
+    ]
+    found += [
+        {"type": "function_call_output", "call_id": r.call_id, "output": r.text} for r in results
+    ]
+    return found
+
+
 def chat_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
     """`POST /chat/completions`."""
     reasoning = endpoint.is_reasoning(request.model)
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [m.to_json() for m in request.messages],
+        "messages": [item for m in request.messages for item in chat_messages(m)],
         "max_completion_tokens" if reasoning else "max_tokens": request.max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -75,11 +163,13 @@ def responses_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
     bot keeps the history itself.
     """
     reasoning = endpoint.is_reasoning(request.model)
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    system = "\n\n".join(m.text for m in request.messages if m.role == "system")
     s = request.sampling
     body: dict[str, Any] = {
         "model": request.model,
-        "input": [m.to_json() for m in request.messages if m.role != "system"],
+        "input": [
+            item for m in request.messages if m.role != "system" for item in responses_items(m)
+        ],
         "max_output_tokens": request.max_tokens,
         "stream": True,
         "store": False,

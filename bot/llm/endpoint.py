@@ -38,12 +38,10 @@ class PromptTemplate:
     stop: tuple[str, ...]
 
     def render(self, messages: tuple[ChatMessage, ...]) -> str:
-        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        system = "\n\n".join(m.text for m in messages if m.role == "system")
         turns = "".join(
             # A base model's reply usually starts with the space after "Assistant:": not twice.
-            self.message.format(
-                role=ROLE_NAMES.get(m.role, m.role.title()), content=m.content.strip()
-            )
+            self.message.format(role=ROLE_NAMES.get(m.role, m.role.title()), content=m.text.strip())
             for m in messages
             if m.role != "system"
         )

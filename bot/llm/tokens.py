@@ -4,16 +4,24 @@ Uses `bpe-openai`, which ships the o200k/cl100k vocabularies inside the wheel, s
 downloaded at run time. Other models get a conservative estimate (o200k plus a margin).
 The per-message overhead follows the OpenAI cookbook: 3 tokens per message plus the tokens of
 each value (+1 with a `name`), and 3 more to prime the reply.
+
+A message of parts costs the same overhead plus each part's tokens: text by its prompt text,
+an image by OpenAI's tile rule for the gpt-4o family (a conservative stand-in until the
+server's counts calibrate it), a tool call by its id, name and arguments, a tool result as
+the `tool` message it becomes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import cache, lru_cache
 from typing import Protocol
 
 import bpe_openai
 from bpe_openai import registry
+
+from bot.llm.parts import Content, ImagePart, Part, ToolCallPart, ToolResultPart, prompt_text
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -22,6 +30,24 @@ REPLY_PRIMING_TOKENS = 3
 # below one token per 4 bytes: bytes alone undercount code, digits and emoji.
 ESTIMATE_MARGIN = 1.25
 ESTIMATE_BYTES_PER_TOKEN = 4
+TOKENS_PER_PART = 1  # the separator (or array item) between one part and the next
+TOKENS_PER_TOOL_CALL = 3  # {"type": "function", "function": {...}} around name and arguments
+# Images, tile models (gpt-4o): fit in 2048², shortest side to 768, then 512-px tiles.
+IMAGE_BASE_TOKENS = 85
+IMAGE_TILE_TOKENS = 170
+IMAGE_MAX_TILES = 8  # 768 × 2048: the most a fitted image can need (unknown size counts so)
+
+
+def image_tokens(width: int, height: int, detail: str = "auto") -> int:
+    """An image's prompt tokens on tile models; an unknown size counts as the largest."""
+    if detail == "low":
+        return IMAGE_BASE_TOKENS
+    if width <= 0 or height <= 0:
+        return IMAGE_BASE_TOKENS + IMAGE_TILE_TOKENS * IMAGE_MAX_TILES
+    scale = min(1.0, 2048 / max(width, height))
+    scale *= min(1.0, 768 / (min(width, height) * scale))
+    tiles = math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+    return IMAGE_BASE_TOKENS + IMAGE_TILE_TOKENS * tiles
 
 
 class _Encoding(Protocol):
@@ -93,3 +119,27 @@ class TokenCounter:
         if name:
             tokens += TOKENS_PER_NAME + self.count_text(name)
         return tokens
+
+    def count_part(self, part: Part) -> int:
+        """Tokens one part adds to its message, as sent in chat mode."""
+        if isinstance(part, ImagePart):
+            return image_tokens(part.width, part.height, part.detail)
+        if isinstance(part, ToolCallPart):
+            ids = self.count_text(part.call_id) + self.count_text(part.name)
+            return TOKENS_PER_TOOL_CALL + ids + self.count_text(part.arguments)
+        if isinstance(part, ToolResultPart):  # a `tool` message of its own
+            head = TOKENS_PER_MESSAGE + self.count_text("tool") + self.count_text(part.call_id)
+            return head + self.count_text(part.text)
+        return self.count_text(prompt_text(part))
+
+    def counted(self, parts: tuple[Part, ...]) -> tuple[Part, ...]:
+        """The parts with their token counts filled in."""
+        return tuple(dataclasses.replace(part, tokens=self.count_part(part)) for part in parts)
+
+    def count_content(self, role: str, content: Content) -> int:
+        """Tokens of a message whose content is a string or parts (counted ones keep theirs)."""
+        if isinstance(content, str):
+            return self.count_message(role, content)
+        parts = sum(part.tokens or self.count_part(part) for part in content)
+        separators = TOKENS_PER_PART * max(0, len(content) - 1)
+        return TOKENS_PER_MESSAGE + self.count_text(role) + parts + separators

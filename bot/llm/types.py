@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.llm.parts import Content, as_prompt_text
+
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: str
-    content: str
+    """One message of a prompt: a plain string, or ordered parts (images, tool calls, ...)."""
 
-    def to_json(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    role: str
+    content: Content
+
+    @property
+    def text(self) -> str:
+        """The message as prompt text (what a text-only API mode sends)."""
+        return as_prompt_text(self.content)
 
 
 @dataclass(frozen=True, slots=True)

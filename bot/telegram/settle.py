@@ -116,7 +116,7 @@ class Settlement:
             await sink.close()
         if ids != reply.telegram_ids and ids:
             async with self._sessions.begin() as session:
-                await store.set_parts(session, reply.id, ids)
+                await store.set_deliveries(session, reply.id, ids)
 
     async def answer_again(self, reply: Unfinished) -> None:
         """Answer the question anew, replying to the original Telegram message."""

@@ -7,7 +7,7 @@ from itertools import count
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import MessagePart, Status
+from bot.db.models import MessageDelivery, Status
 from bot.telegram.app import BotRuntime
 from bot.telegram.handlers import BUSY, HELP, NOTHING_TO_RETRY, NOTHING_TO_STOP
 from bot.turn import STOPPED_NOTICE
@@ -174,9 +174,9 @@ async def test_every_part_of_a_long_reply_is_stored_against_the_message(
     async with create_sessionmaker(engine)() as session:
         parts = list(
             await session.scalars(
-                select(MessagePart)
-                .where(MessagePart.message_id == stored[1].id)
-                .order_by(MessagePart.position)
+                select(MessageDelivery)
+                .where(MessageDelivery.message_id == stored[1].id)
+                .order_by(MessageDelivery.position)
             )
         )
     await engine.dispose()

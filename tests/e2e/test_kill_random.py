@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessagePart, Role, Status
+from bot.db.models import Message, MessageDelivery, Role, Status
 from bot.turn import RESTART_NOTICE
 from tests.e2e.test_restart import bot_environment, bot_process
 from tests.emulators.bot_api import BotAPIEmulator
@@ -88,9 +88,9 @@ async def stored(database_url: str) -> tuple[list[Message], dict[tuple[int, int]
         async with create_sessionmaker(engine)() as session:
             messages = list(await session.scalars(select(Message).order_by(Message.id)))
             rows = await session.execute(
-                select(Message.chat_id, MessagePart.telegram_message_id, MessagePart.message_id)
-                .join(Message, Message.id == MessagePart.message_id)
-                .order_by(MessagePart.message_id, MessagePart.position)
+                select(Message.chat_id, MessageDelivery.telegram_message_id, MessageDelivery.message_id)
+                .join(Message, Message.id == MessageDelivery.message_id)
+                .order_by(MessageDelivery.message_id, MessageDelivery.position)
             )
             parts = {(chat, telegram): message for chat, telegram, message in rows}
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessagePart, Role, Status
+from bot.db.models import Message, MessageDelivery, Role, Status
 from bot.telegram.app import BotRuntime
 from bot.turn import RESTART_NOTICE
 from tests.conftest import SettingsFactory
@@ -180,7 +180,7 @@ async def test_start_up_keeps_shown_partial_text_as_interrupted_and_answers_lost
                 await session.flush()
                 if content:  # shown in a Telegram message before the kill
                     session.add(
-                        MessagePart(
+                        MessageDelivery(
                             message_id=message.id, position=0, telegram_message_id=shown.message_id
                         )
                     )

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessagePart, Role, Status
+from bot.db.models import Message, MessageDelivery, Role, Status
 from bot.turn import RESTART_NOTICE
 from tests.e2e.chat import shows, stored_messages
 from tests.e2e.test_restart import STORY, bot_environment, bot_process
@@ -29,9 +29,9 @@ async def parts_of(database_url: str, message_id: int) -> list[int]:
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.scalars(
-                select(MessagePart.telegram_message_id)
-                .where(MessagePart.message_id == message_id)
-                .order_by(MessagePart.position)
+                select(MessageDelivery.telegram_message_id)
+                .where(MessageDelivery.message_id == message_id)
+                .order_by(MessageDelivery.position)
             )
             return list(rows)
     finally:
@@ -52,8 +52,8 @@ async def first_message_stored(database_url: str, chat_id: int) -> None:
                 with contextlib.suppress(DBAPIError):  # the bot has not made its tables yet
                     async with create_sessionmaker(engine)() as session:
                         found = await session.scalar(
-                            select(MessagePart.message_id)
-                            .join(Message, Message.id == MessagePart.message_id)
+                            select(MessageDelivery.message_id)
+                            .join(Message, Message.id == MessageDelivery.message_id)
                             .where(Message.chat_id == chat_id, Message.status == Status.PENDING)
                         )
                 if found is not None:
