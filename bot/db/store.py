@@ -241,6 +241,8 @@ async def save_pending(
     if telegram_ids is not None:
         await set_deliveries(session, message_id, telegram_ids)
     return True
+
+
 CONTENT_OF = (
     select(
         MessageContent.message_id,

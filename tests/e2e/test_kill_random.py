@@ -88,7 +88,9 @@ async def stored(database_url: str) -> tuple[list[Message], dict[tuple[int, int]
         async with create_sessionmaker(engine)() as session:
             messages = list(await session.scalars(select(Message).order_by(Message.id)))
             rows = await session.execute(
-                select(Message.chat_id, MessageDelivery.telegram_message_id, MessageDelivery.message_id)
+                select(
+                    Message.chat_id, MessageDelivery.telegram_message_id, MessageDelivery.message_id
+                )
                 .join(Message, Message.id == MessageDelivery.message_id)
                 .order_by(MessageDelivery.message_id, MessageDelivery.position)
             )
