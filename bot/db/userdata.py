@@ -209,6 +209,8 @@ FORGET_RULES: dict[str, dict[str, str]] = {
         "done": KEEP,
         "received_at": KEEP,
     },
+    # Which process polls for the bot (host, pid, nonce): nothing of any user.
+    "poller_lease": {"bot_id": KEEP, "holder": KEEP, "acquired_at": KEEP, "heartbeat_at": KEEP},
 }
 # A redacted column becomes NULL unless it cannot be: then this value.
 FORGOTTEN: dict[tuple[str, str], object] = {
