@@ -87,8 +87,9 @@ async def build_prompt(
     if unsummarized is not None:
         unsummarized += sum(item.tokens for item in kept)
     kept.reverse()
-    # A prompt should not open with an answer whose question was dropped.
-    while kept and kept[0].role == Role.ASSISTANT:
+    # A prompt should not open with an answer whose question was dropped (nor a tool result
+    # whose call was).
+    while kept and kept[0].role in (Role.ASSISTANT, Role.TOOL):
         used -= kept.pop(0).tokens
     messages = [ChatMessage(Role.SYSTEM, system_prompt)] if system_prompt else []
     messages += [

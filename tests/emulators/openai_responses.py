@@ -41,8 +41,23 @@ def validate_responses(body: dict[str, Any]) -> None:
         return
     if not isinstance(items, list) or not items:
         raise ApiError(400, "Missing required parameter: 'input'.", param="input")
+    calls: set[str] = set()
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("role") not in ("user", "assistant", "developer"):
+        kind = item.get("type", "message") if isinstance(item, dict) else None
+        if kind == "function_call" and all(
+            isinstance(item.get(key), str) for key in ("call_id", "name", "arguments")
+        ):
+            calls.add(item["call_id"])
+        elif kind == "function_call_output" and all(
+            isinstance(item.get(key), str) for key in ("call_id", "output")
+        ):
+            if item["call_id"] not in calls:
+                raise ApiError(
+                    400,
+                    f"No tool call found for function call output with call_id {item['call_id']}.",
+                    param="input",
+                )
+        elif kind != "message" or item.get("role") not in ("user", "assistant", "developer"):
             raise ApiError(400, f"Invalid 'input[{index}]'.", param=f"input[{index}]")
 
 
@@ -55,7 +70,10 @@ def input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(items, str):
         return [*messages, {"role": "user", "content": items}]
     return messages + [
-        {"role": item["role"], "content": content_text(item.get("content"))} for item in items
+        {"role": item["role"], "content": content_text(item.get("content"))}
+        if "role" in item
+        else {"role": "tool", "content": item.get("output") or item.get("arguments", "")}
+        for item in items
     ]
 
 
