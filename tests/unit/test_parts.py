@@ -246,3 +246,25 @@ async def test_the_prompt_carries_a_stored_message_s_parts() -> None:
     )
     assert [m.content for m in prompt.messages] == [parts, "A cat.", "Its colour?"]
     assert prompt.tokens == 3 + photo.tokens + answer.tokens + new.tokens
+
+
+async def test_a_tool_result_whose_call_was_trimmed_is_not_sent() -> None:
+    def stored(id_: int, role: str, parts: tuple[Part, ...]) -> HistoryItem:
+        counted = COUNTER.counted(parts)
+        return HistoryItem(
+            id_, role, text_form(counted), COUNTER.count_content(role, counted), counted
+        )
+
+    big_call = ToolCallPart("call_abc", "search", '{"q": "' + "sea " * 400 + '"}')
+    history = [
+        stored(4, "assistant", (TextPart("It is 21 degrees."),)),
+        stored(3, "tool", (RESULT,)),
+        stored(2, "assistant", (big_call,)),
+        stored(1, "user", (TextPart("Weather?"),)),
+    ]
+    new = HistoryItem(5, "user", "Thanks", COUNTER.count_message("user", "Thanks"))
+    prompt = await build_prompt(
+        system_prompt="", new_message=new, history=_History(history), budget=200, counter=COUNTER
+    )
+    assert [m.role for m in prompt.messages] == ["user"]
+    assert prompt.tokens == 3 + new.tokens
