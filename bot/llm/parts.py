@@ -15,7 +15,7 @@ version) read back as their text form.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 PART_SEPARATOR = "\n\n"
@@ -41,7 +41,7 @@ class TextPart:
 class ImagePart:
     """An image as sent to the model (`data`: e.g. a downscaled JPEG); `text` describes it."""
 
-    data: bytes
+    data: bytes = field(repr=False)
     mime: str = "image/jpeg"
     text: str = ""  # caption or description: what stands in for the image without vision
     detail: str = "auto"
