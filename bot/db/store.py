@@ -294,11 +294,14 @@ async def history_newest_first(
     while True:
         bounds = {"conversation_id": conversation_id, "before_id": before_id, "after_id": after_id}
         rows = (await session.execute(query, bounds)).all()
-        rich = [row.id for row in rows if row.has_parts]
-        parts = await content_parts(session, rich) if rich else {}
-        for row in rows:
-            found = parts.get(row.id, ())
-            yield HistoryItem(row.id, row.role, row.content, row.token_count, found)
+        rich = [row[0] for row in rows if row[4]]  # by index: this loop is the hot path
+        if not rich:
+            for id_, role, content, tokens, _ in rows:
+                yield HistoryItem(id_, role, content, tokens)
+        else:
+            parts = await content_parts(session, rich)
+            for id_, role, content, tokens, _ in rows:
+                yield HistoryItem(id_, role, content, tokens, parts.get(id_, ()))
         if len(rows) < page:
             return
         before_id = rows[-1].id
