@@ -17,21 +17,21 @@ from bot.config import Settings
 from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
-from bot.http_transport import AiohttpTransport
 from bot.llm.backends import Backends
 from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
-from bot.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
+from bot.runtime.http_transport import AiohttpTransport
+from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
+from bot.runtime.ratelimit import ChatRateLimiter
+from bot.runtime.update_gate import UpdateGate
+from bot.runtime.web import HttpServer, Readiness, WebhookReceiver, web_app
 from bot.telegram.admin import AdminHandlers
-from bot.telegram.cluster import UpdateGate
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
-from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.userdata import UserDataHandlers
 from bot.turn import TurnRunner
-from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
 
 logger = logging.getLogger(__name__)
 

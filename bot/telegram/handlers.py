@@ -23,7 +23,7 @@ from bot.access import Access, Verdict
 from bot.config import Settings
 from bot.context import Remembered
 from bot.db.store import ChatInfo, UserInfo
-from bot.metrics import TURNS
+from bot.runtime.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.turn import Incoming, Outcome, ReplySink, TurnControl, TurnRunner

@@ -17,8 +17,8 @@ from typing import Any
 from telegram import Bot, Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.metrics import DUPLICATE_UPDATES
-from bot.telegram.cluster import UpdateGate
+from bot.runtime.metrics import DUPLICATE_UPDATES
+from bot.runtime.update_gate import UpdateGate
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import asyncio
 import httpx
 
 from bot.db.engine import create_engine
+from bot.runtime.web import HttpServer, Readiness, web_app
 from bot.telegram.app import BotRuntime
 from bot.telegram.streamer import TYPING_DELAY
-from bot.web import HttpServer, Readiness, web_app
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask
 from tests.e2e.web import free_port, metric, webhook_settings

@@ -15,7 +15,7 @@ import httpx
 import httpx_aiohttp
 import pytest
 
-from bot.http_transport import AiohttpTransport
+from bot.runtime.http_transport import AiohttpTransport
 
 TOKEN = "123456:SECRET-token"
 

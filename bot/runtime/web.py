@@ -27,8 +27,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
 
-from bot.metrics import DUPLICATE_UPDATES, WEBHOOK_REJECTED
-from bot.telegram.cluster import UpdateGate
+from bot.runtime.metrics import DUPLICATE_UPDATES, WEBHOOK_REJECTED
+from bot.runtime.update_gate import UpdateGate
 from bot.telegram.handlers import AnyApplication
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from telegram import Bot, Update
 
 from bot.db import update_log
-from bot.db.group_commit import GroupCommit
+from bot.runtime.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 
