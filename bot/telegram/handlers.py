@@ -21,8 +21,8 @@ from telegram.ext import (
 
 from bot.access import Access, Verdict
 from bot.config import Settings
-from bot.context import Remembered
 from bot.db.store import ChatInfo, UserInfo
+from bot.prompt.recall import Remembered
 from bot.runtime.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bot.db.store import HistoryItem
 from bot.llm.tokens import TokenCounter
 from bot.llm.types import ChatMessage
-from bot.memory import MessageTooLong, Prompt, build_prompt
+from bot.prompt.fit import MessageTooLong, Prompt, build_prompt
 
 MODEL = "gpt-4o-mini"
 COUNTER = TokenCounter(MODEL)

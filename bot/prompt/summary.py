@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat_config import ChatConfig
 from bot.config import Settings
-from bot.context import NO_UPPER_BOUND, Recall
 from bot.db import store, summaries
 from bot.db.models import Role
 from bot.db.store import HistoryItem
@@ -33,7 +32,8 @@ from bot.llm.backends import ModelClient
 from bot.llm.reasoning import split_reasoning
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage, ChatRequest, Usage
-from bot.memory import SUMMARY_HEADER
+from bot.prompt.fit import SUMMARY_HEADER
+from bot.prompt.recall import NO_UPPER_BOUND, Recall
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from bot.config import Settings
 from bot.db import store, summaries
 from bot.db.models import Role
 from bot.db.store import HistoryItem
-from bot.llm.calibration import Calibration
 from bot.llm.tokens import TokenCounter
-from bot.memory import Prompt, build_prompt
+from bot.prompt.calibration import Calibration
+from bot.prompt.fit import Prompt, build_prompt
 
 NO_UPPER_BOUND = 2**62  # a message id above every stored one
 
