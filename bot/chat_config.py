@@ -14,8 +14,8 @@ from typing import Any
 
 from bot.config import Settings
 from bot.db.models import Chat
-from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.types import Sampling
+from bot.model_profile import DEFAULT_PROFILE
 
 
 def _number(kind: type[float] | type[int], low: float, high: float) -> Callable[[str], Any]:

@@ -18,9 +18,9 @@ from bot.db import store
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.llm.backends import Backends
-from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
+from bot.model_profile import DEFAULT_PROFILE
 from bot.runtime.http_transport import AiohttpTransport
 from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
 from bot.runtime.ratelimit import ChatRateLimiter
