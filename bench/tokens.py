@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.db.models import Role
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
-from tests.emulators.openai_tokens import count_prompt_tokens
+from emulators.openai_tokens import count_prompt_tokens
 
 MODEL = "gpt-4o-mini"
 SAMPLES = (

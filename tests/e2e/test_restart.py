@@ -20,10 +20,10 @@ from sqlalchemy import select
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Message, Role, Status
 from bot.telegram.app import BotRuntime
+from emulators.bot_api import BotAPIEmulator, ChatMessage
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
-from tests.emulators.bot_api import BotAPIEmulator, ChatMessage
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 BOB = 2002
