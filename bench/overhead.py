@@ -28,8 +28,9 @@ from bench.harness import (
     wait_replies,
 )
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import Chat, Conversation, Message, Role, Status, User
+from bot.db.models import Chat, Conversation, Message, Status, User
 from bot.llm.tokens import TokenCounter
+from bot.values import Role
 from emulators.bot_api import BotAPIEmulator
 
 FIRST_CHAT = 700_000_000

@@ -6,8 +6,8 @@ import random
 import time
 from typing import Any
 
-from bot.db.models import Role
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
+from bot.values import Role
 from emulators.openai_tokens import count_prompt_tokens
 
 MODEL = "gpt-4o-mini"

@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.chat_config import ChatConfig, resolve
 from bot.config import Settings
 from bot.db import admin_store, store
-from bot.db.models import Chat, Role, Status
-from bot.db.store import ChatInfo, HistoryItem, UserInfo
+from bot.db.models import Chat, Status
 from bot.errors import ContextLengthError, LLMError
 from bot.llm.backends import ModelClient
 from bot.llm.reasoning import ThinkSplitter
@@ -32,6 +31,7 @@ from bot.prompt.calibration import RETRY_MARGIN, Calibration
 from bot.prompt.fit import MessageTooLong, Prompt
 from bot.prompt.recall import Recall, Remembered
 from bot.prompt.summary import Summarizer, SummaryJob
+from bot.values import ChatInfo, HistoryItem, Role, UserInfo
 
 logger = logging.getLogger(__name__)
 

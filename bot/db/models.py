@@ -43,12 +43,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Role(enum.StrEnum):
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-
-
 class Status(enum.StrEnum):
     """Lifecycle of a stored message; only complete and interrupted ones enter prompts."""
 

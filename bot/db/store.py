@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -17,37 +16,13 @@ from bot.db.models import (
     Conversation,
     Message,
     MessagePart,
-    Role,
     Status,
     Usage,
     User,
 )
+from bot.values import ChatInfo, HistoryItem, Role, UserInfo
 
 HISTORY_PAGE = 64
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    id: int
-    first_name: str = ""
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChatInfo:
-    id: int
-    type: str = "private"
-    title: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    id: int
-    role: str
-    content: str
-    tokens: int
 
 
 def without_nul(text: str) -> str:

@@ -18,8 +18,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, Role, Status
+from bot.db.models import Message, Status
 from bot.telegram.app import BotRuntime
+from bot.values import Role
 from emulators.bot_api import BotAPIEmulator, ChatMessage
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory

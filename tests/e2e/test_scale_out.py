@@ -16,8 +16,8 @@ import pytest
 
 from bot.db.engine import create_engine
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import Role
 from bot.telegram.handlers import HELP
+from bot.values import Role
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator
 from tests.conftest import TEST_DATABASE_URL

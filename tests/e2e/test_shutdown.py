@@ -12,7 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.db.models import Role, Status
+from bot.db.models import Status
+from bot.values import Role
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.chat import stored_messages
