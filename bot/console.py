@@ -19,7 +19,7 @@ from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.errors import ConfigError
 from bot.llm.backends import Backends
-from bot.telegram.app import model_http_client
+from bot.runtime.http_transport import model_http_client
 from bot.turn import Incoming, TurnRunner
 from bot.values import ChatInfo, UserInfo
 

@@ -21,7 +21,7 @@ from bot.llm.backends import Backends
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
 from bot.model_profile import DEFAULT_PROFILE
-from bot.runtime.http_transport import AiohttpTransport
+from bot.runtime.http_transport import AiohttpTransport, model_http_client
 from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
 from bot.runtime.ratelimit import ChatRateLimiter
 from bot.runtime.update_gate import UpdateGate
@@ -80,12 +80,6 @@ def telegram_request(pool_size: int) -> HTTPXRequest:
     """Bot API calls over aiohttp (`bot.http_transport`), waiting up to 30 s for a connection."""
     transport = AiohttpTransport(max_connections=pool_size)
     return HTTPXRequest(pool_size, pool_timeout=30, httpx_kwargs={"transport": transport})
-
-
-def model_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one shared client for the model server; the timeout is per read, not per reply."""
-    timeout = httpx.Timeout(settings.openai_timeout, connect=settings.openai_connect_timeout)
-    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(max_connections=512))
 
 
 class BotRuntime:
