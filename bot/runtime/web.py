@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
+from telegram.ext import Application
 
 from bot.runtime.metrics import DUPLICATE_UPDATES, WEBHOOK_REJECTED
 from bot.runtime.update_gate import UpdateGate
-from bot.telegram.handlers import AnyApplication
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ class Readiness:
 class WebhookReceiver:
     """Takes updates Telegram posts, checking the secret token on every request."""
 
-    def __init__(self, app: AnyApplication, gate: UpdateGate, secret: str) -> None:
+    def __init__(
+        self, app: Application[Any, Any, Any, Any, Any, Any], gate: UpdateGate, secret: str
+    ) -> None:
         self._app = app
         self._gate = gate
         self._secret = secret.encode()
