@@ -77,7 +77,8 @@ def build_application(
 
 
 def telegram_request(pool_size: int) -> HTTPXRequest:
-    """Bot API calls over aiohttp (`bot.http_transport`), waiting up to 30 s for a connection."""
+    """Bot API calls over aiohttp (`bot.runtime.http_transport`), waiting up to 30 s for a
+    connection."""
     transport = AiohttpTransport(max_connections=pool_size)
     return HTTPXRequest(pool_size, pool_timeout=30, httpx_kwargs={"transport": transport})
 

@@ -1,4 +1,4 @@
-"""Why the bot keeps its own aiohttp transport (bot/http_transport.py) over `httpx-aiohttp`.
+"""Why the bot keeps its own aiohttp transport (bot/runtime/http_transport.py) over `httpx-aiohttp`.
 
 Both put aiohttp under httpx. Over the same broken servers, `httpx_aiohttp.AiohttpTransport`
 (0.2) raises the wrong httpx exceptions and, for a garbage response, lets aiohttp's own error
