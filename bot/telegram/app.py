@@ -30,7 +30,7 @@ from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
-from bot.telegram.userdata import UserDataHandlers
+from bot.telegram.userdata_commands import UserDataHandlers
 from bot.turn import TurnRunner
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Audit, Chat, GlobalSetting, Message, User
 from bot.telegram.admin import REFUSAL
 from bot.telegram.app import BotRuntime
-from bot.telegram.userdata import NOT_YOURS, STALE_BUTTON
+from bot.telegram.userdata_commands import NOT_YOURS, STALE_BUTTON
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
