@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.emulators.openai_api import OpenAIEmulator  # noqa: E402
+from emulators.openai_api import OpenAIEmulator  # noqa: E402
 
 TIMEOUT = 600  # seconds for an install; only against a hang
 

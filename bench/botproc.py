@@ -11,7 +11,7 @@ import sys
 
 import bot.telegram.app as bot_app
 from bot.__main__ import main
-from bot.telegram.ratelimit import ChatRateLimiter
+from bot.runtime.ratelimit import ChatRateLimiter
 
 UNLIMITED = 1e9  # calls per second
 

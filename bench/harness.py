@@ -25,9 +25,9 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings
-from tests.emulators.bot_api import ApiCall, BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
-from tests.emulators.openai_stream import Pacer
+from emulators.bot_api import ApiCall, BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
+from emulators.openai_stream import Pacer
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PY_SPY = (

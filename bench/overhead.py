@@ -28,9 +28,10 @@ from bench.harness import (
     wait_replies,
 )
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import Chat, Conversation, Message, Role, Status, User
+from bot.db.models import Chat, Conversation, Message, Status, User
 from bot.llm.tokens import TokenCounter
-from tests.emulators.bot_api import BotAPIEmulator
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
 
 FIRST_CHAT = 700_000_000
 SEED_BATCH = 5_000

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.harness import Latency
 from bench.overhead import FIRST_CHAT, first_chats, rig, run_turns
-from tests.emulators.bot_api import BotAPIEmulator
+from emulators.bot_api import BotAPIEmulator
 
 REPLY_METHODS = ("sendMessage", "editMessageText", "sendChatAction", "sendMessageDraft")
 

@@ -53,9 +53,9 @@ import bpe_openai
 
 from bot.config import Settings
 from bot.telegram.app import BotRuntime
-from tests.emulators.bot_api import ApiCall, BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
-from tests.emulators.openai_stream import Pacer
+from emulators.bot_api import ApiCall, BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
+from emulators.openai_stream import Pacer
 
 COUNTED_METHODS = ("sendMessage", "editMessageText", "sendChatAction", "sendMessageDraft")
 VISIBLE_FIRST = ("sendMessage", "sendMessageDraft")  # calls that can show text first

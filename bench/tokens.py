@@ -6,9 +6,9 @@ import random
 import time
 from typing import Any
 
-from bot.db.models import Role
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
-from tests.emulators.openai_tokens import count_prompt_tokens
+from bot.values import Role
+from emulators.openai_tokens import count_prompt_tokens
 
 MODEL = "gpt-4o-mini"
 SAMPLES = (
@@ -40,7 +40,7 @@ def corpus(prompts: int, seed: int = 9) -> list[list[dict[str, str]]]:
 
 
 def bot_count(counter: TokenCounter, messages: list[dict[str, str]]) -> int:
-    """The whole prompt as the bot counts it (as bot.memory does: reply priming included)."""
+    """The whole prompt as the bot counts it (as bot.prompt.fit does: reply priming included)."""
     return REPLY_PRIMING_TOKENS + sum(
         counter.count_message(m["role"], m["content"]) for m in messages
     )

@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.config import Settings
 from bot.db.models import Chat
-from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.types import Sampling
+from bot.model_profile import DEFAULT_PROFILE
 
 # Python's int() and float() also read other scripts' digits ("٣"), "inf", "nan" and "1_0":
 # an admin's number is ASCII digits with an optional sign, point and exponent.

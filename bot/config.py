@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.llm.profile import (
+from bot.model_profile import (
     DEFAULT_MESSAGE_TEMPLATE,
     DEFAULT_PROFILE,
     DEFAULT_STOP,

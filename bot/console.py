@@ -17,11 +17,11 @@ from typing import TextIO
 from bot.config import Settings, load_settings
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
-from bot.db.store import ChatInfo, UserInfo
 from bot.errors import ConfigError
 from bot.llm.backends import Backends
-from bot.telegram.app import model_http_client
+from bot.runtime.http_transport import model_http_client
 from bot.turn import Incoming, TurnRunner
+from bot.values import ChatInfo, UserInfo
 
 CONSOLE_CHAT = 0  # Telegram never uses chat id 0
 # The console never talks to Telegram, so a bot token is not needed to try a backend.

@@ -22,20 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat_config import ChatConfig, resolve
 from bot.config import Settings
-from bot.context import Recall, Remembered
 from bot.db import admin_store, store
-from bot.db.models import Chat, Message, Role, Status
-from bot.db.store import ChatInfo, HistoryItem, UserInfo
+from bot.db.models import Chat, Message, Status
 from bot.errors import ContextLengthError, LLMError
 from bot.llm.backends import ModelClient
-from bot.llm.calibration import RETRY_MARGIN, Calibration
 from bot.llm.reasoning import ThinkSplitter
 from bot.llm.tokens import TokenCounter
 from bot.llm.types import ChatRequest, StreamEvent, Usage
-from bot.memory import MessageTooLong, Prompt
+from bot.prompt.calibration import RETRY_MARGIN, Calibration
+from bot.prompt.fit import MessageTooLong, Prompt
+from bot.prompt.recall import Recall, Remembered
+from bot.prompt.summary import Summarizer, SummaryJob
 from bot.reply_bounds import MESSAGE_CHARS, Bound, ReplyBounds, cut
 from bot.reply_saves import ReplySaver
-from bot.summary import Summarizer, SummaryJob
+from bot.values import ChatInfo, HistoryItem, Role, UserInfo
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from bot.telegram.app import BotRuntime
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import String, bindparam, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Audit, Chat, GlobalSetting, Message, Prompt, Role, Usage, User
+from bot.db.models import Audit, Chat, GlobalSetting, Message, Prompt, Usage, User
+from bot.values import Role
 
 
 def _show(value: Any) -> str | None:

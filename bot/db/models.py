@@ -48,13 +48,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Role(enum.StrEnum):
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-    TOOL = "tool"  # the results of the assistant's tool calls
-
-
 class Status(enum.StrEnum):
     """Lifecycle of a stored message; only complete and interrupted ones enter prompts."""
 

@@ -19,39 +19,14 @@ from bot.db.models import (
     Message,
     MessageContent,
     MessageDelivery,
-    Role,
     Status,
     Usage,
     User,
 )
-from bot.llm.parts import Part, decode, encode, is_plain, text_form
+from bot.parts import Part, decode, encode, is_plain, text_form
+from bot.values import ChatInfo, HistoryItem, Role, UserInfo
 
 HISTORY_PAGE = 64
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    id: int
-    first_name: str = ""
-    last_name: str | None = None
-    username: str | None = None
-    language_code: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChatInfo:
-    id: int
-    type: str = "private"
-    title: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    id: int
-    role: str
-    content: str  # the plain text form
-    tokens: int
-    parts: tuple[Part, ...] = ()  # empty when the content is text alone
 
 
 def without_nul(text: str) -> str:

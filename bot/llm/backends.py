@@ -15,8 +15,8 @@ import httpx
 from bot.config import Settings
 from bot.llm.client import ChatClient
 from bot.llm.endpoint import Endpoint, endpoints
-from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.types import ChatRequest, StreamEvent
+from bot.model_profile import DEFAULT_PROFILE
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.llm.endpoint import Endpoint
-from bot.llm.parts import ImagePart, Part, ToolCallPart, ToolResultPart, as_prompt_text, prompt_text
 from bot.llm.types import ChatMessage, ChatRequest
+from bot.parts import ImagePart, Part, ToolCallPart, ToolResultPart, as_prompt_text, prompt_text
 
 MAX_STOP = 4
 

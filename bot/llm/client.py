@@ -27,8 +27,8 @@ from bot.llm.bodies import request_body
 from bot.llm.endpoint import Endpoint, PromptTemplate
 from bot.llm.errors_map import status_error, transport_error
 from bot.llm.events import events_for, parse_chunk
-from bot.llm.profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE
 from bot.llm.types import ChatRequest, StreamEvent
+from bot.model_profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE
 
 __all__ = ["MAX_RETRY_WAIT", "ChatClient", "parse_chunk"]
 

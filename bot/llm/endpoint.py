@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 
 from bot.config import Settings
-from bot.llm.profile import DEFAULT_PROFILE, ApiMode, ModelProfile
 from bot.llm.types import ChatMessage
+from bot.model_profile import DEFAULT_PROFILE, ApiMode, ModelProfile
 
 # o1, o3-mini, o4-mini-high, gpt-5, gpt-5-mini (but not gpt-5-chat-latest, a chat model).
 REASONING_NAME = re.compile(r"^(o\d(-.*)?|gpt-5(?!-chat)(-.*|\.\d.*)?)$")

@@ -21,7 +21,7 @@ from typing import Protocol
 import bpe_openai
 from bpe_openai import registry
 
-from bot.llm.parts import Content, ImagePart, Part, ToolCallPart, ToolResultPart, prompt_text
+from bot.parts import Content, ImagePart, Part, ToolCallPart, ToolResultPart, prompt_text
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.llm.parts import Content, as_prompt_text
+from bot.parts import Content, as_prompt_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.db import admin_store
 from bot.db.models import Chat
-from bot.llm.profile import DEFAULT_PROFILE
+from bot.model_profile import DEFAULT_PROFILE
 
 
 async def profile_command(

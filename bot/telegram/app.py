@@ -18,25 +18,25 @@ from bot.access import Access
 from bot.config import Settings
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
-from bot.http_transport import AiohttpTransport
 from bot.llm.backends import Backends
-from bot.llm.profile import DEFAULT_PROFILE
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
-from bot.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
+from bot.model_profile import DEFAULT_PROFILE
+from bot.runtime.http_transport import AiohttpTransport, model_http_client
+from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
+from bot.runtime.ratelimit import ChatRateLimiter
+from bot.runtime.update_gate import UpdateGate
+from bot.runtime.web import HttpServer, Readiness, WebhookReceiver, web_app
 from bot.telegram.admin import AdminHandlers
-from bot.telegram.cluster import UpdateGate
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
 from bot.telegram.poller_guard import AnotherPoller, PollerGuard
-from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.settle import settle_unfinished
 from bot.telegram.supergroup import SupergroupHandlers
-from bot.telegram.userdata import UserDataHandlers
+from bot.telegram.userdata_commands import UserDataHandlers
 from bot.turn import TurnRunner
-from bot.web import HttpServer, Readiness, WebhookReceiver, web_app
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +93,6 @@ def polling_request() -> PollingRequest:
     """The getUpdates connection (one), like `telegram_request`, closable on a conflict."""
     transport = AiohttpTransport(max_connections=1)
     return PollingRequest(1, pool_timeout=30, httpx_kwargs={"transport": transport})
-
-
-def model_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one shared client for the model server; the timeout is per read, not per reply."""
-    timeout = httpx.Timeout(settings.openai_timeout, connect=settings.openai_connect_timeout)
-    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(max_connections=512))
 
 
 class BotRuntime:

@@ -21,12 +21,12 @@ from telegram.ext import (
 
 from bot.access import Access, Verdict
 from bot.config import Settings
-from bot.context import Remembered
-from bot.db.store import ChatInfo, UserInfo
-from bot.metrics import TURNS
+from bot.prompt.recall import Remembered
+from bot.runtime.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.turn import Incoming, Outcome, ReplySink, TurnControl, TurnRunner
+from bot.values import ChatInfo, UserInfo
 
 logger = logging.getLogger(__name__)
 

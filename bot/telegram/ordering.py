@@ -3,7 +3,8 @@ different chats run concurrently. Control commands (/stop) skip the line, and a 
 queue is full gets a "busy" answer instead of waiting without bound.
 
 With an `UpdateGate` the order also holds across replicas sharing PostgreSQL, and an update
-that was taken before (a redelivery, possibly to another replica) is dropped; see cluster.py.
+that was taken before (a redelivery, possibly to another replica) is dropped; see
+runtime/update_gate.py.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 from telegram import Bot, Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.metrics import DUPLICATE_UPDATES
-from bot.telegram.cluster import UpdateGate
+from bot.runtime.metrics import DUPLICATE_UPDATES
+from bot.runtime.update_gate import UpdateGate
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,11 @@ from telegram.ext import ExtBot
 from bot.config import Settings
 from bot.db import store
 from bot.db.models import Status
-from bot.db.store import Unfinished, UserInfo
+from bot.db.store import Unfinished
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.streamer import TelegramReply
 from bot.turn import RESTART_NOTICE, TurnControl, TurnRunner
+from bot.values import UserInfo
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.telegram.ratelimit import RateLimitArgs, retry_seconds
+from bot.runtime.ratelimit import RateLimitArgs, retry_seconds
 from bot.telegram.render import Part, render_markdown, render_plain, with_reasoning
 
 logger = logging.getLogger(__name__)

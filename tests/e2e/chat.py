@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Message, Status
-from tests.emulators.bot_api import BotAPIEmulator
+from emulators.bot_api import BotAPIEmulator
 
 SETTLE_SECONDS = 10.0
 

@@ -12,10 +12,10 @@ from bot.db.models import Audit
 from bot.telegram.admin import REFUSAL
 from bot.telegram.app import BotRuntime
 from bot.telegram.commands import ADMIN_USAGE
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 ADMIN = 7
 ALICE = 1001

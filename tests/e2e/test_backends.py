@@ -13,10 +13,10 @@ from bot.db.models import Usage as UsageRow
 from bot.errors import LLMBadRequestError
 from bot.telegram.app import BotRuntime
 from bot.turn import CUT_BY_LIMIT_NOTICE, INTERRUPTED_NOTICE
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 PROMPT = "You are a test assistant."

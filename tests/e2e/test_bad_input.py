@@ -14,10 +14,10 @@ from bot.db.models import Status
 from bot.telegram.app import BotRuntime
 from bot.telegram.handlers import HELP, INTERNAL_ERROR, RESET_DONE, TEXT_ONLY, WELCOME
 from bot.telegram.split import utf16_len
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 ALICE = 1001
 GROUP = -100777

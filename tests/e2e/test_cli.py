@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 from bot.db.engine import create_engine
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.e2e.chat import shows
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 SETTINGS_VARS = ("TELEGRAM_", "OPENAI_", "DATABASE_URL", "MODEL", "SYSTEM_PROMPT", "LOG_LEVEL")
 

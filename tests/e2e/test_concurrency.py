@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, Role, Status
+from bot.db.models import Message, Status
 from bot.telegram.app import BotRuntime
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 CHATS = 200
 TURNS = 5

@@ -6,8 +6,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.test_cli import _env
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 TOKEN = "123456:console-test-token"
 GUARD = 60  # seconds; only against a hang, never a measured limit

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.telegram.app import BotRuntime
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 ALICE, BOB = 1001, 2002
 WINDOW, REPLY = 1000, 100

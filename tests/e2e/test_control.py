@@ -11,10 +11,10 @@ from bot.db.models import MessageDelivery, Status
 from bot.telegram.app import BotRuntime
 from bot.telegram.handlers import BUSY, HELP, NOTHING_TO_RETRY, NOTHING_TO_STOP
 from bot.turn import STOPPED_NOTICE
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 SLOW = " ".join(f"w{i}" for i in range(200))

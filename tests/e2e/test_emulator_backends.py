@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulators.openai_api import OpenAIEmulator, Reply
+from emulators.openai_api import OpenAIEmulator, Reply
 
 KEY = "sk-test-key"
 VERSION = {"api-version": "2024-10-21"}

@@ -17,7 +17,7 @@ from telegram import MessageEntity, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from tests.emulators.bot_api import BotAPIEmulator
+from emulators.bot_api import BotAPIEmulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

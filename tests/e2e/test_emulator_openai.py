@@ -12,8 +12,8 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from tests.emulators.openai_api import OpenAIEmulator, Reply
-from tests.emulators.openai_tokens import count_tokens
+from emulators.openai_api import OpenAIEmulator, Reply
+from emulators.openai_tokens import count_tokens
 
 KEY = "sk-test-key"
 MODEL = "gpt-4o-mini"

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulators.openai_api import OpenAIEmulator
+from emulators.openai_api import OpenAIEmulator
 
 MODEL = "gpt-4o-mini"
 CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}

@@ -23,10 +23,10 @@ from bot.errors import (
 )
 from bot.telegram.app import BotRuntime
 from bot.turn import INTERRUPTED_NOTICE
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 BOB = 2002

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Chat, Message, Summary, UpdateLog, User
 from bot.telegram.app import BotRuntime
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, is_summary_request
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, is_summary_request
 
 ZEB = 5150
 BOB = 2002

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from bot.telegram.app import BotRuntime
 from bot.telegram.split import utf16_len
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 

@@ -7,14 +7,14 @@ import asyncio
 import httpx
 
 from bot.db.engine import create_engine
+from bot.runtime.web import HttpServer, Readiness, web_app
 from bot.telegram.app import BotRuntime
 from bot.telegram.streamer import TYPING_DELAY
-from bot.web import HttpServer, Readiness, web_app
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask
 from tests.e2e.web import free_port, metric, webhook_settings
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 CHAT = 5151
 AUTH = {"Authorization": "Bearer sk-test-key"}  # the emulator checks the key on /models

@@ -23,11 +23,12 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessageDelivery, Role, Status
+from bot.db.models import Message, MessageDelivery, Status
 from bot.turn import RESTART_NOTICE
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.test_restart import bot_environment, bot_process
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 CHATS = (3001, 3002, 3003, 3004)
 KILLS = int(os.environ.get("KILL_TEST_KILLS", "20"))

@@ -13,9 +13,9 @@ from sqlalchemy import Connection, func, select, text
 from bot.db import store, userdata
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import alembic_config, upgrade_to_head
-from bot.db.models import Message, MessageContent, Role, Status
-from bot.db.store import ChatInfo, UserInfo
-from bot.llm.parts import (
+from bot.db.models import Message, MessageContent, Status
+from bot.llm.tokens import TokenCounter
+from bot.parts import (
     AudioTranscriptPart,
     FileRef,
     ImagePart,
@@ -24,12 +24,12 @@ from bot.llm.parts import (
     ToolCallPart,
     ToolResultPart,
 )
-from bot.llm.tokens import TokenCounter
 from bot.telegram.app import BotRuntime
+from bot.values import ChatInfo, Role, UserInfo
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, stored_messages
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 ALICE = 1001
 COUNTER = TokenCounter("gpt-4o-mini")

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.telegram.app import BotRuntime
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask
 from tests.e2e.test_admin import ADMIN, ALICE, audit_rows, command
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 PROFILES = {
     "big": {"model": "gpt-4o", "api": "responses", "context_tokens": 1600},

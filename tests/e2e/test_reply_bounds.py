@@ -17,10 +17,10 @@ from bot.db.models import Message, Status
 from bot.reply_bounds import Bound, ReplyBounds
 from bot.telegram.app import BotRuntime
 from bot.turn import BOUND_NOTICES
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, stored_messages
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 WORDS = "".join(f"word{i} " for i in range(40))

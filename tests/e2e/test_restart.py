@@ -18,13 +18,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessageDelivery, Role, Status
+from bot.db.models import Message, MessageDelivery, Status
 from bot.telegram.app import BotRuntime
 from bot.turn import RESTART_NOTICE
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator, ChatMessage
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
-from tests.emulators.bot_api import BotAPIEmulator, ChatMessage
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 BOB = 2002

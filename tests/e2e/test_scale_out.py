@@ -16,13 +16,13 @@ import pytest
 
 from bot.db.engine import create_engine
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import Role
 from bot.telegram.handlers import HELP
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import TEST_DATABASE_URL
 from tests.e2e.chat import stored_messages, texts
 from tests.e2e.web import SECRET, free_port
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 pytestmark = pytest.mark.skipif(
     not TEST_DATABASE_URL.startswith("postgresql"),

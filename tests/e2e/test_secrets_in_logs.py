@@ -15,10 +15,10 @@ import pytest
 from bot.errors import LLMServerError
 from bot.logs import QUIET
 from bot.telegram.app import BotRuntime
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ADMIN = 7
 ALICE = 1001

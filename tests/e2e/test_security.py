@@ -13,11 +13,11 @@ from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Audit, Chat, GlobalSetting, Message, User
 from bot.telegram.admin import REFUSAL
 from bot.telegram.app import BotRuntime
-from bot.telegram.userdata import NOT_YOURS, STALE_BUTTON
+from bot.telegram.userdata_commands import NOT_YOURS, STALE_BUTTON
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ADMIN = 7
 ALICE = 1001

@@ -14,10 +14,10 @@ from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Chat, GlobalSetting
 from bot.telegram.app import BotRuntime
 from bot.telegram.commands import ADMIN_USAGE
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.test_admin import ADMIN, GROUP, audit_rows, command, group_system_prompt
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator
 
 
 @pytest.fixture

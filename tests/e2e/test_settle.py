@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessageDelivery, Role, Status
+from bot.db.models import Message, MessageDelivery, Status
 from bot.turn import RESTART_NOTICE
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.chat import shows, stored_messages
 from tests.e2e.test_restart import STORY, bot_environment, bot_process
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 FORUM = -100777

@@ -12,10 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.db.models import Role, Status
+from bot.db.models import Status
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.chat import stored_messages
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = 6060

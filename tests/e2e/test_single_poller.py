@@ -27,16 +27,17 @@ from sqlalchemy.engine import make_url
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import PollerLease, Role, Status
+from bot.db.models import PollerLease, Status
 from bot.telegram.app import BotRuntime
 from bot.telegram.poll_conflicts import START_WINDOW_SECONDS
 from bot.telegram.poller_guard import AnotherPoller, PollerGuard
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.bot_api_methods import CONFLICT_POLL, CONFLICT_WEBHOOK
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import TEST_DATABASE_URL, SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
 from tests.e2e.test_restart import STORY, bot_environment, bot_process, wait_until_saved
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.bot_api_methods import CONFLICT_POLL, CONFLICT_WEBHOOK
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 BOB = 2002

@@ -15,14 +15,14 @@ from bot.db import summaries
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Summary, Usage
-from bot.db.store import ChatInfo, UserInfo
 from bot.llm.client import ChatClient
 from bot.telegram.app import BotRuntime
 from bot.turn import Incoming, Outcome, TurnRunner
+from bot.values import ChatInfo, UserInfo
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply, is_summary_request, summary_text
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply, is_summary_request, summary_text
 
 ALICE = 1001
 ADMIN = 4242

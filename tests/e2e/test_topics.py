@@ -7,9 +7,9 @@ from telegram.error import BadRequest
 
 from bot.telegram.app import BotRuntime
 from bot.telegram.streamer import TYPING_DELAY
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.chat import shows
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 FORUM = -100777
 ALICE = 1001

@@ -13,15 +13,16 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Settings
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Role, Status
+from bot.db.models import Status
 from bot.db.store import add_message
 from bot.llm.tokens import TokenCounter
 from bot.telegram.app import BotRuntime
 from bot.telegram.streamer import TYPING_DELAY
+from bot.values import Role
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.openai_api import OpenAIEmulator, Reply
 
 ALICE = 1001
 BOB = 2002

@@ -16,7 +16,7 @@ from bot.db import update_log
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import UpdateLog
-from bot.telegram.cluster import UpdateGate
+from bot.runtime.update_gate import UpdateGate
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from telegram import Update
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import UpdateLog
+from bot.runtime.update_gate import UpdateGate
+from bot.runtime.update_payload import MAX_PAYLOAD_BYTES, replay_payload
 from bot.telegram.app import BotRuntime
-from bot.telegram.cluster import UpdateGate
-from bot.telegram.update_payload import MAX_PAYLOAD_BYTES, replay_payload
+from emulators.bot_api import BotAPIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import shows
-from tests.emulators.bot_api import BotAPIEmulator
 
 ALICE = 1001
 GROUP = -100777

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from bot.db.engine import create_engine
 from bot.db.models import Message, UpdateLog
 from bot.telegram.app import BotRuntime
+from emulators.bot_api import BotAPIEmulator
+from emulators.bot_api_webhook import SECRET_HEADER
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
 from tests.e2e.web import SECRET, webhook_settings
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.bot_api_webhook import SECRET_HEADER
 
 CHAT = 4242
 

@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from bot.config import Settings
 from bot.db.engine import create_engine
 from bot.db.models import UpdateLog
+from bot.runtime.webhook_body import MAX_BODY_BYTES
 from bot.telegram.app import BotRuntime
-from bot.webhook_body import MAX_BODY_BYTES
+from emulators.bot_api import BotAPIEmulator
+from emulators.bot_api_webhook import SECRET_HEADER
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask
 from tests.e2e.web import SECRET, webhook_settings
-from tests.emulators.bot_api import BotAPIEmulator
-from tests.emulators.bot_api_webhook import SECRET_HEADER
 
 CHAT = 5151
 Served = tuple[Settings, httpx.AsyncClient]

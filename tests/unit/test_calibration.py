@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.llm.calibration import Calibration, parse_context_error
+from bot.prompt.calibration import Calibration, parse_context_error
 
 OPENAI_ERROR = (
     "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens "

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.http_transport import AiohttpTransport
+from bot.runtime.http_transport import AiohttpTransport
 
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -1,4 +1,4 @@
-"""Why the bot keeps its own aiohttp transport (bot/http_transport.py) over `httpx-aiohttp`.
+"""Why the bot keeps its own aiohttp transport (bot/runtime/http_transport.py) over `httpx-aiohttp`.
 
 Both put aiohttp under httpx. Over the same broken servers, `httpx_aiohttp.AiohttpTransport`
 (0.2) raises the wrong httpx exceptions and, for a garbage response, lets aiohttp's own error
@@ -15,7 +15,7 @@ import httpx
 import httpx_aiohttp
 import pytest
 
-from bot.http_transport import AiohttpTransport
+from bot.runtime.http_transport import AiohttpTransport
 
 TOKEN = "123456:SECRET-token"
 

@@ -19,8 +19,8 @@ from bot.errors import (
 )
 from bot.llm.client import ChatClient
 from bot.llm.endpoint import Endpoint, PromptTemplate
-from bot.llm.profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE, ApiMode
 from bot.llm.types import ChatMessage, ChatRequest, Sampling, StreamEvent, Usage
+from bot.model_profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE, ApiMode
 
 KEY = "sk-modes-SECRET-1234"
 TEMPLATE = PromptTemplate(DEFAULT_TEMPLATE, DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP)

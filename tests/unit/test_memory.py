@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.db.store import HistoryItem
 from bot.llm.tokens import TokenCounter
 from bot.llm.types import ChatMessage
-from bot.memory import MessageTooLong, Prompt, build_prompt
+from bot.prompt.fit import MessageTooLong, Prompt, build_prompt
+from bot.values import HistoryItem
 
 MODEL = "gpt-4o-mini"
 COUNTER = TokenCounter(MODEL)

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.db.store import HistoryItem
 from bot.llm.bodies import chat_body, completions_body, responses_body
 from bot.llm.endpoint import Endpoint, PromptTemplate
-from bot.llm.parts import (
+from bot.llm.tokens import TOKENS_PER_MESSAGE, TokenCounter, image_tokens
+from bot.llm.types import ChatMessage, ChatRequest
+from bot.model_profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE, ApiMode
+from bot.parts import (
     AudioTranscriptPart,
     DocumentTextPart,
     FileRef,
@@ -27,10 +29,8 @@ from bot.llm.parts import (
     is_plain,
     text_form,
 )
-from bot.llm.profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE, ApiMode
-from bot.llm.tokens import TOKENS_PER_MESSAGE, TokenCounter, image_tokens
-from bot.llm.types import ChatMessage, ChatRequest
-from bot.memory import build_prompt
+from bot.prompt.fit import build_prompt
+from bot.values import HistoryItem
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg"
 JPEG_URL = "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bot.telegram.ratelimit import ChatRateLimiter, RateLimitArgs
+from bot.runtime.ratelimit import ChatRateLimiter, RateLimitArgs
 
 
 class Recorder:

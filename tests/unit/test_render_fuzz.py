@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot.telegram.render import FENCE, Part, render_markdown, render_plain
 from bot.telegram.split import TELEGRAM_TEXT_LIMIT, utf16_len
-from tests.emulators.bot_api_text import ENTITY_TYPES, validate_entities
+from emulators.bot_api_text import ENTITY_TYPES, validate_entities
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

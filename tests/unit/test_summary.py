@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.db.store import HistoryItem
-from bot.summary import _line, _take_chunk, summary_cap
+from bot.prompt.summary import _line, _take_chunk, summary_cap
+from bot.values import HistoryItem
 
 
 def settings(**values: object) -> Settings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tests.emulators.openai_errors import ApiError
+from emulators.openai_errors import ApiError
 
 
 def check_azure(

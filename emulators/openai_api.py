@@ -26,17 +26,17 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.emulators import openai_errors as errors
-from tests.emulators import openai_quirks as quirks
-from tests.emulators.openai_errors import ApiError
-from tests.emulators.openai_replies import RecordedRequest, Reply
-from tests.emulators.openai_responses import (
+from emulators import openai_errors as errors
+from emulators import openai_quirks as quirks
+from emulators.openai_errors import ApiError
+from emulators.openai_replies import RecordedRequest, Reply
+from emulators.openai_responses import (
     ResponsesCompletion,
     ResponsesWriter,
     input_messages,
     validate_responses,
 )
-from tests.emulators.openai_stream import (
+from emulators.openai_stream import (
     Completion,
     EmulatorStopping,
     Kind,
@@ -45,13 +45,13 @@ from tests.emulators.openai_stream import (
     abort_connection,
     send_full,
 )
-from tests.emulators.openai_tokens import (
+from emulators.openai_tokens import (
     apply_limits,
     content_text,
     count_tokens,
     requested_max_tokens,
 )
-from tests.emulators.openai_tokens import (
+from emulators.openai_tokens import (
     count_prompt_tokens as _count_prompt_tokens,
 )
 

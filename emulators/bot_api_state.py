@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tests.emulators.bot_api_support import ChatMessage
+from emulators.bot_api_support import ChatMessage
 
 DEFAULT_GROUP_USER_ID = 1001
 MEDIA_DEFAULTS: dict[str, dict[str, Any]] = {

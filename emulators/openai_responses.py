@@ -14,9 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.emulators.openai_errors import ApiError, validate_common
-from tests.emulators.openai_stream import Completion, StreamWriter, split_pieces
-from tests.emulators.openai_tokens import content_text
+from emulators.openai_errors import ApiError, validate_common
+from emulators.openai_stream import Completion, StreamWriter, split_pieces
+from emulators.openai_tokens import content_text
 
 UNSUPPORTED = ("messages", "prompt", "max_tokens", "stop", "n", "logit_bias")
 

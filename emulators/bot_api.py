@@ -23,9 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.emulators.bot_api_methods import BotMethods
-from tests.emulators.bot_api_state import DEFAULT_GROUP_USER_ID, EmulatorState
-from tests.emulators.bot_api_support import (
+from emulators.bot_api_methods import BotMethods
+from emulators.bot_api_state import DEFAULT_GROUP_USER_ID, EmulatorState
+from emulators.bot_api_support import (
     ApiCall,
     ApiError,
     ChatMessage,
@@ -34,8 +34,8 @@ from tests.emulators.bot_api_support import (
     UploadedFile,
     normalize_params,
 )
-from tests.emulators.bot_api_text import detect_entities
-from tests.emulators.bot_api_webhook import WebhookDeliverer
+from emulators.bot_api_text import detect_entities
+from emulators.bot_api_webhook import WebhookDeliverer
 
 __all__ = ["ApiCall", "BotAPIEmulator", "ChatMessage"]
 

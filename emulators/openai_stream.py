@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from tests.emulators.openai_api import Reply
+    from emulators.openai_api import Reply
 
 SYSTEM_FINGERPRINT = "fp_emulator"
 DONE = b"data: [DONE]\n\n"

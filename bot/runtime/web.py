@@ -26,11 +26,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from telegram.ext import Application
 
-from bot.metrics import DUPLICATE_UPDATES, WEBHOOK_REJECTED
-from bot.telegram.cluster import UpdateGate
-from bot.telegram.handlers import AnyApplication
-from bot.webhook_body import RejectedBody, read_update
+from bot.runtime.metrics import DUPLICATE_UPDATES, WEBHOOK_REJECTED
+from bot.runtime.update_gate import UpdateGate
+from bot.runtime.webhook_body import RejectedBody, read_update
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,9 @@ class Readiness:
 class WebhookReceiver:
     """Takes updates Telegram posts, checking the secret token on every request."""
 
-    def __init__(self, app: AnyApplication, gate: UpdateGate, secret: str) -> None:
+    def __init__(
+        self, app: Application[Any, Any, Any, Any, Any, Any], gate: UpdateGate, secret: str
+    ) -> None:
         self._app = app
         self._gate = gate
         self._secret = secret.encode()

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.emulators.bot_api_state import EmulatorState, QueuedUpdate
+from emulators.bot_api_state import EmulatorState, QueuedUpdate
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 RETRY_SECONDS = 0.2

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.emulators.bot_api_text import words
+from emulators.bot_api_text import words
 
 INT_KEYS = words(
     "chat_id message_id draft_id offset limit timeout message_thread_id "

@@ -23,17 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat_config import ChatConfig
 from bot.config import Settings
-from bot.context import NO_UPPER_BOUND, Recall
 from bot.db import store, summaries
-from bot.db.models import Role
-from bot.db.store import HistoryItem
 from bot.db.summaries import SummaryItem
 from bot.errors import ContextLengthError, LLMError
 from bot.llm.backends import ModelClient
 from bot.llm.reasoning import split_reasoning
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage, ChatRequest, Usage
-from bot.memory import SUMMARY_HEADER
+from bot.prompt.fit import SUMMARY_HEADER
+from bot.prompt.recall import NO_UPPER_BOUND, Recall
+from bot.values import HistoryItem, Role
 
 logger = logging.getLogger(__name__)
 

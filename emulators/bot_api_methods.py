@@ -10,15 +10,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.emulators.bot_api_state import EmulatorState
-from tests.emulators.bot_api_support import (
+from emulators.bot_api_state import EmulatorState
+from emulators.bot_api_support import (
     ApiError,
     ChatMessage,
     FloodLimiter,
     UploadedFile,
     bad_request,
 )
-from tests.emulators.bot_api_text import (
+from emulators.bot_api_text import (
     EntityError,
     parse_text,
     u16len,

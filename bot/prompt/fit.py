@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
-from bot.db.models import Role
-from bot.db.store import HistoryItem
 from bot.errors import BotError
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage
+from bot.values import HistoryItem, Role
 
 SUMMARY_HEADER = "Summary of the earlier conversation:\n"
 

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import httpx
 
+from bot.config import Settings
+
 # Most specific first: aiohttp's timeouts are also ServerConnectionErrors.
 _FAILURES: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
@@ -121,3 +123,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def model_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one shared client for the model server; the timeout is per read, not per reply."""
+    timeout = httpx.Timeout(settings.openai_timeout, connect=settings.openai_connect_timeout)
+    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport(max_connections=512))

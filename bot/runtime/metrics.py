@@ -26,7 +26,7 @@ from telegram.ext import BaseRateLimiter
 
 from bot.llm.backends import ModelClient
 from bot.llm.types import ChatRequest, StreamEvent
-from bot.telegram.ratelimit import ChatRateLimiter, JSONResult, RateLimitArgs
+from bot.runtime.ratelimit import ChatRateLimiter, JSONResult, RateLimitArgs
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 60, 120, 300)
 
