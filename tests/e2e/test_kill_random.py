@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.db.engine import create_engine, create_sessionmaker
-from bot.db.models import Message, MessagePart, Role, Status
+from bot.db.models import Message, MessagePart, Role, Status, UpdateLog
 from bot.turn import RESTART_NOTICE
 from tests.e2e.test_restart import bot_environment, bot_process
 from tests.emulators.bot_api import BotAPIEmulator
@@ -58,7 +58,10 @@ class Figures:
     fragments: int  # cut replies whose last visible message has no notice
     duplicates: int  # questions answered by more than one visible reply
     pending: int  # replies still pending in the database
-    unanswered: int  # questions without a visible reply
+    unanswered: int  # stored questions without a visible reply
+    # Sent but never stored: Telegram had confirmed the update before the kill and the update
+    # log had not recorded it yet (the update log's window, outside this test's subject).
+    questions_lost: int
 
 
 def answer_text(question: str) -> str:
@@ -101,14 +104,22 @@ async def stored(database_url: str) -> tuple[list[Message], dict[tuple[int, int]
     return messages, parts
 
 
-async def settled(database_url: str, telegram: BotAPIEmulator, asked: int) -> bool:
-    """Every question is stored and has a finished, visible reply; nothing waits."""
+async def settled(database_url: str, telegram: BotAPIEmulator) -> bool:
+    """Every update taken is handled and every stored question has a finished, visible reply."""
     if telegram.pending_updates():
         return False
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            waiting = await session.scalar(
+                select(func.count()).select_from(UpdateLog).where(UpdateLog.done.is_(False))
+            )
+    finally:
+        await engine.dispose()
     messages, parts = await stored(database_url)
     questions = [m for m in messages if m.role == Role.USER]
     replies = [m for m in messages if m.role == Role.ASSISTANT]
-    if len(questions) < asked or any(m.status == Status.PENDING for m in replies):
+    if waiting or any(m.status == Status.PENDING for m in replies):
         return False
     shown = {message for message in parts.values()}
     answered = {m.reply_to_id for m in replies if m.id in shown}
@@ -200,7 +211,7 @@ async def test_kills_at_random_moments_leave_nothing_shown_but_unstored(
             await bot.wait()
     async with bot_process(env, log) as bot:
         async with asyncio.timeout(300):
-            while not await settled(database_url, telegram, asked):  # noqa: ASYNC110
+            while not await settled(database_url, telegram):  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
         bot.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bot.wait(), 60) == 0, log.read_text()[-3000:]
@@ -211,6 +222,7 @@ async def test_kills_at_random_moments_leave_nothing_shown_but_unstored(
         seed=SEED,
         kills=KILLS,
         turns=asked,
+        questions_lost=asked - sum(1 for m in messages if m.role == Role.USER),
         **compare(messages, parts, telegram),
     )
     line = "kill test: " + ", ".join(f"{k}={v}" for k, v in asdict(figures).items())
