@@ -210,6 +210,7 @@ async def test_kills_at_random_moments_leave_nothing_shown_but_unstored(
             bot.send_signal(signal.SIGKILL)
             await bot.wait()
     async with bot_process(env, log) as bot:
+        await polling(log, starts=KILLS + 1)  # SIGTERM before its handler is set would kill
         async with asyncio.timeout(300):
             while not await settled(database_url, telegram):  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
