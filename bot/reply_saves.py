@@ -46,6 +46,11 @@ class ReplySaver:
         self._closed = False
         self._timer: asyncio.Task[None] | None = None
 
+    @property
+    def stored_ids(self) -> list[int]:
+        """The message ids the row holds now."""
+        return self._saved_ids
+
     def start(self) -> None:
         self._timer = asyncio.create_task(self._every_interval())
 

@@ -541,7 +541,8 @@ class TurnRunner:
                 status=status,
                 telegram_message_id=telegram_ids[0] if telegram_ids else None,
             )
-            await store.set_deliveries(session, reply.message_id, telegram_ids)
+            if reply.saver is None or reply.saver.stored_ids != telegram_ids:
+                await store.set_deliveries(session, reply.message_id, telegram_ids)
             await store.add_usage(
                 session,
                 message_id=reply.message_id,

@@ -205,6 +205,9 @@ class TelegramReply:
             except RetryAfter as exc:
                 self._back_off(exc)
                 await asyncio.sleep(retry_seconds(exc))
+            except BadRequest as exc:  # a NetworkError in PTB, but trying again cannot help
+                logger.warning("chat %s: Telegram refused the reply: %s", self._chat_id, exc)
+                return
             except NetworkError as exc:
                 logger.info("chat %s: send failed (%s), attempt %d", self._chat_id, exc, attempt)
                 await asyncio.sleep(min(2.0**attempt, 30.0))
@@ -282,9 +285,9 @@ class TelegramReply:
                 rate_limit_args=self._limits,
             )
         except BadRequest as exc:
-            if NOT_MODIFIED in exc.message:
+            if NOT_MODIFIED in exc.message.lower():
                 pass
-            elif EDIT_TARGET_GONE in exc.message:  # the user deleted it: show the text anew
+            elif EDIT_TARGET_GONE in exc.message.lower():  # the user deleted it: show it anew
                 message_id = await self._send(part, None)
                 self._sent[index] = (message_id, part)
                 await self._report()
