@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -328,8 +329,11 @@ class Unfinished:
     retried: bool  # the question's earlier replies were replaced: a /retry was running
 
 
-async def unfinished_replies(session: AsyncSession) -> list[Unfinished]:
-    """Replies left pending, oldest first, with the ids of the Telegram messages showing them."""
+async def unfinished_replies(
+    session: AsyncSession, started_before: datetime | None = None
+) -> list[Unfinished]:
+    """Replies left pending (begun before `started_before`, when given), oldest first, with the
+    ids of the Telegram messages showing them."""
     question = aliased(Message)
     earlier = aliased(Message)
     retried = (
@@ -353,7 +357,11 @@ async def unfinished_replies(session: AsyncSession) -> list[Unfinished]:
             .join(Chat, Chat.id == Message.chat_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .outerjoin(question, question.id == Message.reply_to_id)
-            .where(Message.role == Role.ASSISTANT, Message.status == Status.PENDING)
+            .where(
+                Message.role == Role.ASSISTANT,
+                Message.status == Status.PENDING,
+                true() if started_before is None else Message.created_at < started_before,
+            )
             .order_by(Message.id)
         )
     ).all()

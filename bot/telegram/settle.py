@@ -5,13 +5,13 @@ the stored text plus a short notice (any part the stored text has beyond the sho
 sent). A reply nothing was shown of is stored `failed` (in the transaction that adds its
 successor) and the question is answered again, as
 a normal streamed turn, first in the chat's line: before its pending updates are replayed
-and before anything polled, so the order holds. Statuses are settled before polling starts;
-assumes one bot process per database (polling allows only one).
+and before anything polled, so the order holds. Statuses are settled before polling starts.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.db import store
 from bot.db.models import Status
 from bot.db.store import Unfinished
+from bot.reply_bounds import ReplyBounds
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.streamer import TelegramReply
 from bot.turn import RESTART_NOTICE, TurnControl, TurnRunner
@@ -38,9 +39,13 @@ async def settle_unfinished(
     processor: ChatOrderedUpdateProcessor,
 ) -> int:
     """Settle every reply left pending; return how many there were. The statuses are stored
-    now; each chat's Telegram work runs in the background, first in the chat's line."""
+    now; each chat's Telegram work runs in the background, first in the chat's line.
+
+    With replicas (webhook mode, advisory locks) another process may still be streaming a
+    pending reply: only those begun longer ago than any reply may take are settled.
+    """
     async with sessions.begin() as session:
-        unfinished = await store.unfinished_replies(session)
+        unfinished = await store.unfinished_replies(session, _surely_dead_before(settings))
         shown = [reply for reply in unfinished if reply.telegram_ids]
         lost = [reply for reply in unfinished if not reply.telegram_ids]
         # Answering again only what a /retry replay will not: its pending update re-runs it.
@@ -67,6 +72,17 @@ async def settle_unfinished(
     for chat_id, replies in by_chat.items():
         processor.first_in_line(chat_id, partial(settlement.settle, replies))
     return len(unfinished)
+
+
+def _surely_dead_before(settings: Settings) -> datetime | None:
+    """None when this is the only process (polling holds the lease; a lone webhook); else the
+    start time before which no live replica can still be streaming a reply."""
+    if settings.mode != "webhook" or not settings.advisory_locks:
+        return None
+    contexts = [settings.context_tokens]
+    contexts += [p.context_tokens for p in settings.model_profiles.values() if p.context_tokens]
+    longest = ReplyBounds.of(settings, max(contexts)).seconds + settings.shutdown_grace_seconds
+    return datetime.now(UTC) - timedelta(seconds=longest)
 
 
 class Settlement:

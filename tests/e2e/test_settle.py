@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,12 +14,15 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Message, MessageDelivery, Status
+from bot.telegram.app import BotRuntime
 from bot.turn import RESTART_NOTICE
 from bot.values import Role
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
+from tests.conftest import SettingsFactory
 from tests.e2e.chat import shows, stored_messages
 from tests.e2e.test_restart import STORY, bot_environment, bot_process
+from tests.e2e.web import webhook_settings
 
 ALICE = 1001
 FORUM = -100777
@@ -164,3 +168,52 @@ async def test_a_fragment_the_user_deleted_does_not_stop_the_start_up(
     visible = [m for m in telegram.bot_messages(ALICE) if not m.deleted]
     assert visible[0].text == f"{stored[1].content}\n\n{RESTART_NOTICE}"
     assert await parts_of(database_url, stored[1].id) == [visible[0].message_id]
+
+
+async def test_a_replica_starting_leaves_replies_other_replicas_may_still_stream(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, database_url: str
+) -> None:
+    """Webhook replicas (advisory locks on): a pending reply younger than any reply may take
+    can belong to a live replica, so a starting one settles only those surely abandoned."""
+    settings = webhook_settings(make_settings, advisory_locks=True, max_reply_seconds=60)
+    async with BotRuntime(settings):
+        telegram.send_text(ALICE, "hello")
+        await telegram.wait_for(lambda: shows(telegram, ALICE, "Echo: hello"), timeout=15)
+    engine = create_engine(database_url)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            [question, _] = await session.scalars(select(Message).order_by(Message.id))
+            for content, created in (("abandoned", long_ago), ("still streaming", None)):
+                session.add(
+                    Message(
+                        conversation_id=question.conversation_id,
+                        chat_id=ALICE,
+                        role=Role.ASSISTANT,
+                        content=content,
+                        token_count=0,
+                        status=Status.PENDING,
+                        reply_to_id=question.id,
+                        **({"created_at": created} if created else {}),
+                    )
+                )
+        async with BotRuntime(settings):
+            async with asyncio.timeout(15):
+                while True:
+                    async with create_sessionmaker(engine)() as session:
+                        rows = (
+                            await session.execute(
+                                select(Message.content, Message.status)
+                                .where(Message.content.in_(["abandoned", "still streaming"]))
+                                .order_by(Message.id)
+                            )
+                        ).all()
+                    if rows[0][1] != Status.PENDING:
+                        break
+                    await asyncio.sleep(0.05)
+        assert [tuple(row) for row in rows] == [
+            ("abandoned", Status.FAILED),
+            ("still streaming", Status.PENDING),
+        ]
+    finally:
+        await engine.dispose()
