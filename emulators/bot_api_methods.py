@@ -213,7 +213,9 @@ class BotMethods:
         generation = state.poll_generation
         if state.active_polls:
             state.notify()  # the earlier long poll is cut short now: answered 409
-        state.confirm(int(offset))
+        if confirmed := state.confirm(int(offset)):
+            for hook in state.on_confirm:
+                await hook(confirmed)
         state.active_polls += 1
         try:
             return await self._poll(generation, int(offset), limit, timeout)

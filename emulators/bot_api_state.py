@@ -6,6 +6,7 @@ import asyncio
 import copy
 import time
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from emulators.bot_api_support import ChatMessage
@@ -67,6 +68,9 @@ class EmulatorState:
         self.webhook: dict[str, Any] = {"url": ""}
         self.allowed_updates: list[str] = []
         self.poll_generation = 0
+        # Awaited with the ids a getUpdates confirms, before it is answered (tests look at the
+        # bot's state at the moment Telegram forgets an update).
+        self.on_confirm: list[Callable[[list[int]], Awaitable[None]]] = []
         self.active_polls = 0
         self.stopping = False
         self.event = asyncio.Event()
@@ -167,14 +171,18 @@ class EmulatorState:
         self.queue.sort(key=lambda e: e.update_id)
         self.notify()
 
-    def confirm(self, offset: int) -> None:
-        """Forget updates below ``offset`` (negative: keep only the last ``-offset``)."""
+    def confirm(self, offset: int) -> list[int]:
+        """Forget updates below ``offset`` (negative: keep only the last ``-offset``); return
+        the ids of the delivered ones forgotten (Telegram counts them handled now)."""
+        before = self.queue
         if offset < 0:
             self.queue = self.queue[offset:]
         elif offset > 0:
             self.queue = [
                 e for e in self.queue if e.update_id >= offset or (e.forced and not e.delivered)
             ]
+        kept = {id(e) for e in self.queue}
+        return [e.update_id for e in before if id(e) not in kept and e.delivered]
 
     def take(self, offset: int, limit: int) -> list[dict[str, Any]]:
         """Queued updates at or after ``offset`` (plus forced redeliveries), marking them sent."""

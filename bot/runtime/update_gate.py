@@ -12,9 +12,10 @@ on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import func, select
@@ -41,6 +42,13 @@ def chat_of(update: Update) -> int | None:
     return chat.id if chat is not None else None
 
 
+def _taken(update: Update) -> update_log.Taken:
+    user = update.effective_user
+    return update_log.Taken(
+        update.update_id, chat_of(update), user.id if user else None, replay_payload(update)
+    )
+
+
 class UpdateGate:
     """The update log and the per-chat advisory lock of one replica."""
 
@@ -63,6 +71,7 @@ class UpdateGate:
                 pool_pre_ping=True,
             )
         self._recorded = 0
+        self._prefetched: set[int] = set()  # logged at fetch time, not yet taken by `record`
         # Updates of one burst are taken, and marked done, together (see group_commit.py).
         self._records = GroupCommit(self._record_batch)
         self._done = GroupCommit(self._done_batch)
@@ -73,12 +82,20 @@ class UpdateGate:
         return self._locks is not None
 
     async def record(self, update: Update) -> bool:
-        """Take the update; False when some replica took it before (ignore it then)."""
-        user = update.effective_user
-        taken = update_log.Taken(
-            update.update_id, chat_of(update), user.id if user else None, replay_payload(update)
-        )
-        return await self._records.submit(taken)
+        """Take the update; False when some replica took it before (ignore it then).
+
+        An update logged when it was fetched (`prefetch`) is answered from memory, once.
+        """
+        if update.update_id in self._prefetched:
+            self._prefetched.discard(update.update_id)
+            return True
+        return await self._records.submit(_taken(update))
+
+    async def prefetch(self, updates: Sequence[Update]) -> None:
+        """Log a fetched batch now, before Telegram can count it delivered; the ones new to the
+        log are then taken by `record` without a second write."""
+        new = await asyncio.gather(*(self._records.submit(_taken(u)) for u in updates))
+        self._prefetched.update(u.update_id for u, fresh in zip(updates, new, strict=True) if fresh)
 
     async def _record_batch(self, updates: list[update_log.Taken]) -> list[bool]:
         async with self._sessions.begin() as session:

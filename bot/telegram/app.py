@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Update
 from telegram.error import Conflict, TelegramError
-from telegram.ext import ApplicationBuilder
+from telegram.ext import ApplicationBuilder, ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.access import Access
@@ -33,6 +34,7 @@ from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.poll_conflicts import PollConflicts, PollingRequest
 from bot.telegram.poller_guard import AnotherPoller, PollerGuard
+from bot.telegram.polling_bot import PollingBot
 from bot.telegram.settle import settle_unfinished
 from bot.telegram.supergroup import SupergroupHandlers
 from bot.telegram.userdata_commands import UserDataHandlers
@@ -64,17 +66,22 @@ def build_application(
         records=settings.mode != "webhook",  # the webhook records before it answers Telegram
     )
     QUEUE_DEPTH.set_function(ordering.queued)
-    app = (
-        ApplicationBuilder()
-        .token(settings.telegram_bot_token.get_secret_value())
-        .base_url(f"{root}/bot")
-        .base_file_url(f"{root}/file/bot")
-        .concurrent_updates(ordering)
-        .rate_limiter(MeteredRateLimiter(ChatRateLimiter()))
-        .request(telegram_request(TELEGRAM_POOL_SIZE))
-        .get_updates_request(poll_request or polling_request())
-        .build()
+    bot_settings: dict[str, Any] = {
+        "token": settings.telegram_bot_token.get_secret_value(),
+        "base_url": f"{root}/bot",
+        "base_file_url": f"{root}/file/bot",
+        "rate_limiter": MeteredRateLimiter(ChatRateLimiter()),
+        "request": telegram_request(TELEGRAM_POOL_SIZE),
+        "get_updates_request": poll_request or polling_request(),
+    }
+    # Polling logs each fetched batch before Telegram may count it delivered (polling_bot.py);
+    # the webhook logs each update before it answers Telegram.
+    bot: ExtBot[Any] = (
+        PollingBot(gate=gate, **bot_settings)
+        if gate is not None and settings.mode != "webhook"
+        else ExtBot(**bot_settings)
     )
+    app = ApplicationBuilder().bot(bot).concurrent_updates(ordering).build()
     ordering.process_earlier = app.process_update
     handlers.register(app)
     AdminHandlers(settings, sessions, runner, access).register(app)
