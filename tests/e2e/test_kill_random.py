@@ -238,3 +238,4 @@ async def test_kills_at_random_moments_leave_nothing_shown_but_unstored(
     assert figures.duplicates == 0, line
     assert figures.pending == 0, line
     assert figures.unanswered == 0, line
+    assert figures.questions_lost == 0, line  # the update log has every fetched update
