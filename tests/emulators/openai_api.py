@@ -124,7 +124,8 @@ class OpenAIEmulator:
 
     async def start(self, port: int = 0) -> None:
         """Start listening on 127.0.0.1 (a random port unless given) and set ``base_url``."""
-        app = web.Application(middlewares=[self._middleware])
+        # Bodies up to 64 MB: base64 images in chat bodies, 25 MB audio uploads (413 past it).
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_get(MODELS_PATH, self._handle_models)
         app.router.add_post(CHAT_PATH, self._handle_chat)
         app.router.add_post(LEGACY_PATH, self._handle_legacy)
