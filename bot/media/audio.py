@@ -46,6 +46,8 @@ EXTENSION_BY_MIME = {
     "video/webm": "webm",
     "video/mpeg": "mpeg",
 }
+# Words of a 400 that mean "this file is not audio we can read" (OpenAI, Groq, whisper servers).
+UNREADABLE = ("format", "decode", "corrupt", "unsupported")
 ALIASES = {"oga": "ogg", "opus": "ogg", "m4v": "mp4"}
 
 
@@ -54,8 +56,9 @@ def upload_name(file_name: str | None, mime: str | None, stem: str = "audio") ->
     if file_name:
         stem_part, ext = posixpath.splitext(posixpath.basename(file_name).lower())
         ext = ALIASES.get(ext.lstrip("."), ext.lstrip("."))
+        stem = stem_part or stem
         if ext in ACCEPTED:
-            return f"{stem_part or stem}.{ext}"
+            return f"{stem}.{ext}"
     known = EXTENSION_BY_MIME.get((mime or "").split(";", 1)[0].strip().lower())
     return f"{stem}.{known}" if known else None
 
@@ -134,7 +137,7 @@ def _text_of(response: httpx.Response) -> str:
         message = ""
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             message = str(body["error"].get("message", "")).lower()
-        if status == 400 and ("format" in message or "decode" in message):
+        if status == 400 and any(word in message for word in UNREADABLE):
             raise TranscriptionError(UNSUPPORTED_AUDIO)
         logger.warning("transcription server answered HTTP %d", status)
         raise TranscriptionError(TRANSCRIPTION_FAILED, status=status)

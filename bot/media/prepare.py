@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 SPOKEN = ("voice", "video_note")  # the user speaking: the transcript is their message
 HEARD = ("audio", "video")  # a recording: the transcript is labelled with its file
+# Telegram sends no mime_type for video notes; voice is always OGG/Opus.
+DEFAULT_MIME = {"voice": "audio/ogg", "video_note": "video/mp4", "video": "video/mp4"}
 
 
 class MediaProcessor:
@@ -168,8 +170,9 @@ class MediaProcessor:
         if attachment.size is not None and attachment.size > limit:
             raise TranscriptionError(AUDIO_TOO_BIG, size=attachment.size, limit=limit)
         raw = await self.files.download(attachment)
+        mime = attachment.mime or DEFAULT_MIME.get(attachment.kind)
         transcript = await self.transcriber.transcribe(
-            raw, file_name=attachment.file_name or attachment.kind, mime=attachment.mime
+            raw, file_name=attachment.file_name or attachment.kind, mime=mime
         )
         if attachment.kind in HEARD:
             text = f"[Transcript of {attachment.file_name or attachment.kind}]\n{transcript}"
@@ -178,7 +181,7 @@ class MediaProcessor:
         tokens = counter.count_text(text)
         data: dict[str, DataValue] = {
             **_ids(attachment),
-            "mime": attachment.mime,
+            "mime": mime,
             "duration": attachment.duration,
             "source": attachment.kind,
             "transcription_model": self.transcriber.model,
