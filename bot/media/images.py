@@ -46,6 +46,15 @@ class ProcessedImage:
     mime: str = "image/jpeg"
 
 
+def looks_like_image(raw: bytes) -> bool:
+    """The leading bytes of a JPEG, PNG, GIF, WebP or HEIF file (a photo sent as a file)."""
+    return (
+        raw.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a"))
+        or (raw.startswith(b"RIFF") and raw[8:12] == b"WEBP")
+        or is_heif(raw)
+    )
+
+
 def is_heif(raw: bytes) -> bool:
     """An ISO-BMFF file whose brand is HEIF/HEIC/AVIF (`....ftypheic`)."""
     return raw[4:8] == b"ftyp" and raw[8:12] in HEIF_BRANDS

@@ -16,7 +16,7 @@ from bot.media import documents
 from bot.media.audio import Transcriber
 from bot.media.download import TelegramFiles
 from bot.media.image_tokens import image_tokens
-from bot.media.images import ProcessedImage, process_image
+from bot.media.images import ProcessedImage, looks_like_image, process_image
 from bot.media.options import MediaOptions, ModelTarget
 from bot.media.types import (
     AUDIO_TOO_BIG,
@@ -114,9 +114,14 @@ class MediaProcessor:
     # --- per kind ------------------------------------------------------------------------------
 
     async def _image(
-        self, attachment: Attachment, target: ModelTarget, counter: TextCounter
+        self,
+        attachment: Attachment,
+        target: ModelTarget,
+        counter: TextCounter,
+        raw: bytes | None = None,
     ) -> tuple[list[Part], list[Note]]:
-        raw = await self.files.download(attachment)
+        if raw is None:
+            raw = await self.files.download(attachment)
         image = await self.run_heavy(self._process_image, raw)
         part = self.image_part(image, attachment, target, counter)
         notes = [] if target.vision else [Note("no_vision", {"model": target.model})]
@@ -193,6 +198,8 @@ class MediaProcessor:
         self, attachment: Attachment, target: ModelTarget, counter: TextCounter, budget: int
     ) -> tuple[list[Part], list[Note]]:
         raw = await self.files.download(attachment)
+        if looks_like_image(raw):  # a photo sent as a file with a generic MIME type
+            return await self._image(attachment, target, counter, raw)
         kind = documents.detect_kind(raw, attachment.mime)
         if kind is None:
             raise documents.unsupported(attachment.mime)

@@ -10,6 +10,7 @@ nothing but text is left (what every server accepts).
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,3 +79,23 @@ def prompt_tokens(parts: Sequence[Part], *, vision: bool) -> int:
         else:
             total += part.text_tokens
     return total
+
+
+def shed_images(history: Sequence[Sequence[Part]], excess: int) -> tuple[list[list[Part]], int]:
+    """Images give way to their text form, oldest first, until `excess` tokens are saved.
+
+    `history` is the messages' parts, oldest first. Returns the new history and the tokens
+    saved; when that is still short of `excess`, the caller drops whole messages, oldest
+    first, as for text. The stored rows keep their images: only this prompt is lighter.
+    """
+    saved = 0
+    result: list[list[Part]] = []
+    for parts in history:
+        kept: list[Part] = []
+        for part in parts:
+            if saved < excess and part.kind == "image" and part.blob is not None:
+                saved += max(0, part.token_count - part.text_tokens)
+                part = dataclasses.replace(part, blob=None, token_count=part.text_tokens)
+            kept.append(part)
+        result.append(kept)
+    return result, saved

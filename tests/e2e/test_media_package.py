@@ -501,3 +501,15 @@ async def test_300_page_pdf_is_read_in_a_worker_while_the_loop_keeps_running(
     worker = [tick for thread, tick in counter.seen if thread != loop_thread]
     assert len(worker) >= 300  # every page was counted in the worker thread
     assert worker[-1] > worker[0]  # and the loop ran the ticker in between
+
+
+async def test_image_sent_as_a_generic_file_is_still_an_image(
+    make_media: MakeMedia, telegram: BotAPIEmulator
+) -> None:
+    data = samples.image_bytes(200, 100, "PNG")
+    sent = telegram.send_document(
+        CHAT, data, file_name="scan", mime_type="application/octet-stream", caption="Text?"
+    )
+    prepared = await make_media().prepare(attachment(sent), VISION, COUNTER)
+    assert [p.kind for p in prepared.parts] == ["image", "text"]
+    assert prepared.parts[0].text == "[Image: scan, 200×100]"

@@ -10,6 +10,7 @@ from bot.media.prompt_parts import (
     data_url,
     prompt_tokens,
     responses_content,
+    shed_images,
 )
 from bot.media.types import Part
 
@@ -60,3 +61,15 @@ def test_no_telegram_url_ever_reaches_the_content() -> None:
 def test_prompt_tokens_per_mode() -> None:
     assert prompt_tokens([IMAGE, CAPTION], vision=True) == 765 + 4
     assert prompt_tokens([IMAGE, CAPTION], vision=False) == 9 + 4
+
+
+def test_old_images_give_way_to_their_text_first() -> None:
+    history = [[IMAGE, CAPTION], [IMAGE], [CAPTION]]
+    shed, saved = shed_images(history, excess=100)
+    assert saved == 765 - 9
+    assert [p.blob is None for p in shed[0]] == [True, True]  # the oldest image: text form
+    assert shed[1][0].blob == BLOB  # the newer one kept
+    assert chat_content(shed[0], vision=True) == "[Image: photo, 640×480]\n\nWhat is this?"
+    shed_all, saved_all = shed_images(history, excess=10_000)
+    assert saved_all == 2 * (765 - 9) and all(p.blob is None for m in shed_all for p in m)
+    assert prompt_tokens(shed_all[1], vision=True) == 9
