@@ -65,17 +65,19 @@ class MediaProcessor:
         counter: TextCounter,
         *,
         budget: int | None = None,
+        transcriber: Transcriber | None = None,
     ) -> Prepared:
         """The parts of one attachment (its caption last); MediaError when it is unusable.
 
-        `budget` caps a document's text in tokens (default DOCUMENT_MAX_TOKENS).
+        `budget` caps a document's text in tokens (default DOCUMENT_MAX_TOKENS);
+        `transcriber` replaces the default one (a profile with its own transcription server).
         """
         if attachment.kind == "unsupported":
             raise MediaError(UNSUPPORTED, kind=attachment.source or "unknown")
         if attachment.kind in ("photo", "image"):
             parts, notes = await self._image(attachment, target, counter)
         elif attachment.kind in SPOKEN + HEARD:
-            parts, notes = await self._audio(attachment, counter)
+            parts, notes = await self._audio(attachment, counter, transcriber or self.transcriber)
         else:
             limit = min(
                 budget or self.options.document_max_tokens, self.options.document_max_tokens
@@ -167,16 +169,16 @@ class MediaProcessor:
         )
 
     async def _audio(
-        self, attachment: Attachment, counter: TextCounter
+        self, attachment: Attachment, counter: TextCounter, transcriber: Transcriber
     ) -> tuple[list[Part], list[Note]]:
-        if not self.transcriber.configured:
+        if not transcriber.configured:
             raise TranscriptionError(NOT_CONFIGURED)  # before downloading anything
-        limit = self.transcriber.max_bytes
+        limit = transcriber.max_bytes
         if attachment.size is not None and attachment.size > limit:
             raise TranscriptionError(AUDIO_TOO_BIG, size=attachment.size, limit=limit)
         raw = await self.files.download(attachment)
         mime = attachment.mime or DEFAULT_MIME.get(attachment.kind)
-        transcript = await self.transcriber.transcribe(
+        transcript = await transcriber.transcribe(
             raw, file_name=attachment.file_name or attachment.kind, mime=mime
         )
         if attachment.kind in HEARD:
@@ -189,7 +191,7 @@ class MediaProcessor:
             "mime": mime,
             "duration": attachment.duration,
             "source": attachment.kind,
-            "transcription_model": self.transcriber.model,
+            "transcription_model": transcriber.model,
         }
         notes = [Note("transcript", {"text": transcript})] if self.options.show_transcript else []
         return [Part("transcript", text, tokens, tokens, data)], notes

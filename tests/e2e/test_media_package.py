@@ -513,3 +513,18 @@ async def test_image_sent_as_a_generic_file_is_still_an_image(
     prepared = await make_media().prepare(attachment(sent), VISION, COUNTER)
     assert [p.kind for p in prepared.parts] == ["image", "text"]
     assert prepared.parts[0].text == "[Image: scan, 200×100]"
+
+
+async def test_a_profile_can_bring_its_own_transcriber(
+    make_media: MakeMedia, telegram: BotAPIEmulator, http: httpx.AsyncClient, model: OpenAIEmulator
+) -> None:
+    model.audio.enqueue("from the profile's server")
+    media = make_media(transcription_base_url="")  # no default transcription server
+    own = Transcriber(
+        http, base_url=model.base_url, api_key=model.api_key, model="gpt-4o-mini-transcribe"
+    )
+    sent = telegram.send_voice(CHAT, samples.ogg_opus())
+    prepared = await media.prepare(attachment(sent), VISION, COUNTER, transcriber=own)
+    assert prepared.parts[0].text == "from the profile's server"
+    assert prepared.parts[0].data["transcription_model"] == "gpt-4o-mini-transcribe"
+    assert model.audio.uploads[0].fields["model"] == "gpt-4o-mini-transcribe"
