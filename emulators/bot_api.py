@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from emulators.bot_api_files import FileInjectors, FileStore
 from emulators.bot_api_methods import BotMethods
 from emulators.bot_api_state import DEFAULT_GROUP_USER_ID, EmulatorState
 from emulators.bot_api_support import (
@@ -43,8 +44,8 @@ UNAUTHORIZED = ApiError("Unauthorized", 401)
 NOT_FOUND = ApiError("Not Found", 404)
 
 
-class BotAPIEmulator:
-    """A fake Telegram Bot API server with a user-side API for tests."""
+class BotAPIEmulator(FileInjectors):
+    """A fake Telegram Bot API server with a user-side API for tests (media: bot_api_files)."""
 
     def __init__(
         self,
@@ -70,6 +71,8 @@ class BotAPIEmulator:
             rate_limits, private_burst, private_rate, group_burst, group_rate, global_rate
         )
         self._methods = BotMethods(self.state, self.limiter)
+        self.files = FileStore(token)
+        self._methods.table["getfile"] = ("getFile", self.files.m_getFile)
         self._faults: list[Fault] = []
         self._runner: web.AppRunner | None = None
         self.webhooks = WebhookDeliverer(self.state)
@@ -81,6 +84,7 @@ class BotAPIEmulator:
         """Start serving on a random local port and set ``base_url``."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self.files.serve)
         app.router.add_route("*", "/{tail:.*}", self._unknown_path)
         runner = web.AppRunner(
             app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None

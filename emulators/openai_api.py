@@ -8,7 +8,9 @@ OpenAI's JSON and SSE shapes, auth, validation, context-window checks and usage 
 ``api-version``. Reasoning models reject ``max_tokens`` and the sampling knobs, as OpenAI does.
 Answers are scripted with :class:`Reply` objects (``enqueue`` / ``responder``), which can
 also inject delays, HTTP errors, truncated or hanging streams and malformed events.
-Every request is recorded so tests can assert exactly what the client sent.
+Every request is recorded so tests can assert exactly what the client sent. Image content
+parts are validated and costed by ``openai_images`` (``images``); ``POST /v1/audio/transcriptions``
+is served by ``openai_audio`` (``audio``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from typing import Any
 
 from aiohttp import web
 
+from emulators import openai_audio
 from emulators import openai_errors as errors
 from emulators import openai_quirks as quirks
 from emulators.openai_errors import ApiError
+from emulators.openai_images import ImageRules
 from emulators.openai_replies import RecordedRequest, Reply
 from emulators.openai_responses import (
     ResponsesCompletion,
@@ -64,6 +68,7 @@ RESPONSES_PATH = "/v1/responses"
 AZURE_PREFIX = "/openai/"
 AZURE_DEPLOYMENT = "/openai/deployments/{deployment}"
 AZURE_API_VERSION = "2024-10-21"
+VISION_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o4-mini", "gpt-5", "gpt-5-mini")
 REASONING_MODELS = ("o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini")
 REASONING_REJECTS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias")
 MODELS_PATH = "/v1/models"
@@ -101,6 +106,10 @@ class OpenAIEmulator:
         # Simulate a model whose tokenizer counts more (or less) than o200k: prompt tokens of
         # that model are scaled (rounded up) in usage and in the context-window check.
         self.token_factors: dict[str, float] = {}
+        # Image parts: only these models accept them (``images.vision_models``);
+        # ``images.require_data_urls`` refuses any URL but ``data:``.
+        self.images = ImageRules(set(VISION_MODELS))
+        self.audio = openai_audio.TranscriptionService()  # /v1/audio/transcriptions
         self.responder: Callable[[dict[str, Any]], Reply | str] | None = None
         self.requests: list[RecordedRequest] = []
         self.open_streams = 0
@@ -115,11 +124,13 @@ class OpenAIEmulator:
 
     async def start(self, port: int = 0) -> None:
         """Start listening on 127.0.0.1 (a random port unless given) and set ``base_url``."""
-        app = web.Application(middlewares=[self._middleware])
+        # Bodies up to 64 MB: base64 images in chat bodies, 25 MB audio uploads (413 past it).
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_get(MODELS_PATH, self._handle_models)
         app.router.add_post(CHAT_PATH, self._handle_chat)
         app.router.add_post(LEGACY_PATH, self._handle_legacy)
         app.router.add_post(RESPONSES_PATH, self._handle_responses)
+        app.router.add_post(openai_audio.PATH, self.audio.handle)
         app.router.add_post(AZURE_DEPLOYMENT + "/chat/completions", self._handle_chat)
         app.router.add_post(AZURE_DEPLOYMENT + "/completions", self._handle_legacy)
         app.router.add_post(AZURE_PREFIX + "responses", self._handle_responses)
@@ -259,11 +270,12 @@ class OpenAIEmulator:
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         body = self._for_deployment(request, await _json_body(request))
         errors.validate_chat(body)
+        image_tokens = self.images.check_chat(body)
         messages: list[dict[str, Any]] = body["messages"]
         users = [m for m in messages if m.get("role") == "user"]
         last_user = content_text(users[-1].get("content")) if users else ""
         factor = self.token_factors.get(str(body["model"]), 1.0)
-        tokens = math.ceil(_count_prompt_tokens(messages) * factor)
+        tokens = math.ceil(_count_prompt_tokens(messages) * factor) + image_tokens
         default = summary_text(messages) if is_summary_request(body) else f"Echo: {last_user}"
         prompt = _Prompt("chat", body["model"], tokens, default)
         return await self._serve(request, body, prompt)
@@ -282,11 +294,15 @@ class OpenAIEmulator:
     async def _handle_responses(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
         validate_responses(body)
+        image_tokens = self.images.check_responses(body)
         messages = input_messages(body)
         users = [m for m in messages if m["role"] == "user"]
         last_user = users[-1]["content"] if users else ""
         prompt = _Prompt(
-            "responses", body["model"], _count_prompt_tokens(messages), f"Echo: {last_user}"
+            "responses",
+            body["model"],
+            _count_prompt_tokens(messages) + image_tokens,
+            f"Echo: {last_user}",
         )
         return await self._serve(request, body, prompt)
 

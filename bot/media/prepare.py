@@ -1,0 +1,289 @@
+"""The one entry point of bot/media: an incoming attachment in, stored and prompt parts out.
+
+Downloads run on the event loop (they only wait on sockets); decoding, resizing and text
+extraction run in worker threads, at most `MediaOptions.concurrency` at once per process, so
+other chats keep streaming while a large PDF is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from bot.media import documents
+from bot.media.audio import Transcriber
+from bot.media.download import TelegramFiles
+from bot.media.image_tokens import image_tokens
+from bot.media.images import ProcessedImage, looks_like_image, process_image
+from bot.media.options import MediaOptions, ModelTarget
+from bot.media.types import (
+    AUDIO_TOO_BIG,
+    NOT_CONFIGURED,
+    SCANNED,
+    UNSUPPORTED,
+    Attachment,
+    DataValue,
+    MediaError,
+    Note,
+    Part,
+    Prepared,
+    TextCounter,
+    TranscriptionError,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SPOKEN = ("voice", "video_note")  # the user speaking: the transcript is their message
+HEARD = ("audio", "video")  # a recording: the transcript is labelled with its file
+# Telegram sends no mime_type for video notes; voice is always OGG/Opus.
+DEFAULT_MIME = {"voice": "audio/ogg", "video_note": "video/mp4", "video": "video/mp4"}
+
+
+class MediaProcessor:
+    """Turns attachments into parts; one per process, shared by every chat."""
+
+    def __init__(
+        self, files: TelegramFiles, transcriber: Transcriber, options: MediaOptions
+    ) -> None:
+        self.files = files
+        self.transcriber = transcriber
+        self.options = options
+        self._heavy = asyncio.Semaphore(options.concurrency)
+
+    async def run_heavy(self, work: Callable[..., T], *args: object) -> T:
+        """Run CPU-bound `work(*args)` in a worker thread, bounded per process."""
+        async with self._heavy:
+            return await asyncio.to_thread(work, *args)
+
+    async def prepare(
+        self,
+        attachment: Attachment,
+        target: ModelTarget,
+        counter: TextCounter,
+        *,
+        budget: int | None = None,
+        transcriber: Transcriber | None = None,
+    ) -> Prepared:
+        """The parts of one attachment (its caption last); MediaError when it is unusable.
+
+        `budget` caps a document's text in tokens (default DOCUMENT_MAX_TOKENS);
+        `transcriber` replaces the default one (a profile with its own transcription server).
+        """
+        if attachment.kind == "unsupported":
+            raise MediaError(UNSUPPORTED, kind=attachment.source or "unknown")
+        if attachment.kind in ("photo", "image"):
+            parts, notes = await self._image(attachment, target, counter)
+        elif attachment.kind in SPOKEN + HEARD:
+            parts, notes = await self._audio(attachment, counter, transcriber or self.transcriber)
+        else:
+            limit = min(
+                budget or self.options.document_max_tokens, self.options.document_max_tokens
+            )
+            parts, notes = await self._document(attachment, target, counter, limit)
+        if attachment.caption:
+            parts.append(_caption(attachment.caption, counter))
+        return Prepared(tuple(parts), tuple(notes))
+
+    async def prepare_album(
+        self, attachments: Sequence[Attachment], target: ModelTarget, counter: TextCounter
+    ) -> Prepared:
+        """An album (one `media_group_id`) as one message: every item, then the caption(s).
+
+        An item that fails is left out with a "skipped" note; if all fail, the first error.
+        """
+        parts: list[Part] = []
+        captions: list[Part] = []
+        notes: list[Note] = []
+        errors: list[MediaError] = []
+        for attachment in attachments:
+            try:
+                prepared = await self.prepare(attachment, target, counter)
+            except MediaError as exc:
+                errors.append(exc)
+                notes.append(Note("skipped", {"code": exc.code}))
+                continue
+            for part in prepared.parts:
+                is_caption = part.kind == "text" and part.data.get("role") == "caption"
+                (captions if is_caption else parts).append(part)
+            notes.extend(n for n in prepared.notes if n not in notes)
+        if not parts and errors:
+            raise errors[0]
+        return Prepared(tuple(parts + captions), tuple(notes))
+
+    # --- per kind ------------------------------------------------------------------------------
+
+    async def _image(
+        self,
+        attachment: Attachment,
+        target: ModelTarget,
+        counter: TextCounter,
+        raw: bytes | None = None,
+    ) -> tuple[list[Part], list[Note]]:
+        if raw is None:
+            raw = await self.files.download(attachment)
+        image = await self.run_heavy(self._process_image, raw)
+        part = self.image_part(image, attachment, target, counter)
+        notes = [] if target.vision else [Note("no_vision", {"model": target.model})]
+        return [part], notes
+
+    def _process_image(self, raw: bytes) -> ProcessedImage:
+        options = self.options
+        return process_image(
+            raw,
+            max_side=options.image_max_side,
+            max_pixels=options.max_pixels,
+            quality=options.image_quality,
+        )
+
+    def image_part(
+        self,
+        image: ProcessedImage,
+        attachment: Attachment,
+        target: ModelTarget,
+        counter: TextCounter,
+        *,
+        label: str = "",
+    ) -> Part:
+        """The stored part of a processed image; costed as an image only for a vision model."""
+        detail = self.options.image_detail
+        name = label or attachment.file_name or "photo"
+        text = f"[Image: {name}, {image.width}×{image.height}]"
+        text_tokens = counter.count_text(text)
+        cost = image_tokens(target.model, image.width, image.height, detail)
+        data: dict[str, DataValue] = {
+            **_ids(attachment),
+            "mime": image.mime,
+            "width": image.width,
+            "height": image.height,
+            "detail": detail,
+            "source_format": image.source_format,
+            "flattened": image.flattened,
+            "bytes": len(image.data),
+            "image_tokens": cost,
+        }
+        return Part(
+            "image", text, cost if target.vision else text_tokens, text_tokens, data, image.data
+        )
+
+    async def _audio(
+        self, attachment: Attachment, counter: TextCounter, transcriber: Transcriber
+    ) -> tuple[list[Part], list[Note]]:
+        if not transcriber.configured:
+            raise TranscriptionError(NOT_CONFIGURED)  # before downloading anything
+        limit = transcriber.max_bytes
+        if attachment.size is not None and attachment.size > limit:
+            raise TranscriptionError(AUDIO_TOO_BIG, size=attachment.size, limit=limit)
+        raw = await self.files.download(attachment)
+        mime = attachment.mime or DEFAULT_MIME.get(attachment.kind)
+        transcript = await transcriber.transcribe(
+            raw, file_name=attachment.file_name or attachment.kind, mime=mime
+        )
+        if attachment.kind in HEARD:
+            text = f"[Transcript of {attachment.file_name or attachment.kind}]\n{transcript}"
+        else:
+            text = transcript
+        tokens = counter.count_text(text)
+        data: dict[str, DataValue] = {
+            **_ids(attachment),
+            "mime": mime,
+            "duration": attachment.duration,
+            "source": attachment.kind,
+            "transcription_model": transcriber.model,
+        }
+        notes = [Note("transcript", {"text": transcript})] if self.options.show_transcript else []
+        return [Part("transcript", text, tokens, tokens, data)], notes
+
+    async def _document(
+        self, attachment: Attachment, target: ModelTarget, counter: TextCounter, budget: int
+    ) -> tuple[list[Part], list[Note]]:
+        raw = await self.files.download(attachment)
+        if looks_like_image(raw):  # a photo sent as a file with a generic MIME type
+            return await self._image(attachment, target, counter, raw)
+        kind = documents.detect_kind(raw, attachment.mime)
+        if kind is None:
+            raise documents.unsupported(attachment.mime)
+        name = attachment.file_name or "document"
+        header = f"[Document: {name}]\n"
+        room = max(1, budget - counter.count_text(header))
+        options = self.options
+        try:
+            read = await self.run_heavy(
+                self._extract, raw, kind, room, counter, options.pdf_max_pages
+            )
+        except MediaError as exc:
+            if exc.code == SCANNED and target.vision:
+                return await self._scanned_pages(raw, attachment, target, counter, exc)
+            raise
+        text = header + read.text
+        notes: list[Note] = []
+        if read.truncated:
+            values: dict[str, DataValue] = {"percent": read.kept_percent, "tokens": read.tokens}
+            if read.pages is not None:
+                values.update(pages=read.pages, pages_read=read.pages_read)
+            text += f"\n[… cut to fit: about {read.kept_percent}% of the document was kept]"
+            notes.append(Note("truncated", values))
+        if not attachment.caption:
+            notes.append(Note("no_caption"))
+        tokens = counter.count_text(text)
+        data: dict[str, DataValue] = {
+            **_ids(attachment),
+            "mime": attachment.mime,
+            "file_name": name,
+            "format": read.kind,
+            "truncated": read.truncated,
+            "kept_percent": read.kept_percent,
+            "pages": read.pages,
+        }
+        return [Part("document", text, tokens, tokens, data)], notes
+
+    def _extract(
+        self, raw: bytes, kind: documents.DocumentKind, room: int, counter: TextCounter, pages: int
+    ) -> documents.DocumentText:
+        return documents.extract(
+            raw,
+            kind=kind,
+            budget=room,
+            counter=counter,
+            max_pages=pages,
+            zip_max_bytes=self.options.zip_max_bytes,
+        )
+
+    async def _scanned_pages(
+        self,
+        raw: bytes,
+        attachment: Attachment,
+        target: ModelTarget,
+        counter: TextCounter,
+        error: MediaError,
+    ) -> tuple[list[Part], list[Note]]:
+        """A scanned PDF on a vision model: its first pages' scans as images."""
+        scans = await self.run_heavy(documents.page_scans, raw, SCANNED_PAGES)
+        parts: list[Part] = []
+        for number, scan in scans:
+            try:
+                image = await self.run_heavy(self._process_image, scan)
+            except MediaError:
+                continue
+            label = f"{attachment.file_name or 'document'}, page {number}"
+            parts.append(self.image_part(image, attachment, target, counter, label=label))
+        if not parts:
+            raise error
+        notes = [Note("scanned_as_images", {"pages": len(parts), **error.values})]
+        if not attachment.caption:
+            notes.append(Note("no_caption"))
+        return parts, notes
+
+
+SCANNED_PAGES = 3  # pages of a scanned PDF sent as images to a vision model
+
+
+def _ids(attachment: Attachment) -> dict[str, DataValue]:
+    return {"file_id": attachment.file_id, "file_unique_id": attachment.file_unique_id}
+
+
+def _caption(caption: str, counter: TextCounter) -> Part:
+    tokens = counter.count_text(caption)
+    return Part("text", caption, tokens, tokens, {"role": "caption"})

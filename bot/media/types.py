@@ -1,0 +1,132 @@
+"""The typed interface of bot/media: an attachment in, stored parts and prompt parts out.
+
+MediaError
+├── DownloadError        getFile or the file download failed (codes: too_big, not_found, ...)
+├── ImageError           the image could not be read (corrupt, bomb, unsupported)
+├── TranscriptionError   the transcription server failed or is not configured
+└── DocumentError        the document could not be read (encrypted, scanned, broken, ...)
+
+Errors carry a `code` and `values` (e.g. {"limit_mb": 20}); the frontend renders the sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bot.errors import BotError
+
+AttachmentKind = Literal[
+    "photo", "image", "voice", "audio", "video_note", "video", "document", "unsupported"
+]
+PartKind = Literal["text", "image", "transcript", "document"]
+#: JSON-serialisable values of a part's `data` (what a content-parts table keeps as JSON).
+DataValue = str | int | float | bool | None
+
+# Error codes (stable: frontends map them to sentences, tests assert them).
+TOO_BIG = "too_big"  # values: size, limit
+NOT_FOUND = "not_found"  # Telegram no longer has the file
+DOWNLOAD_FAILED = "download_failed"  # values: status (0 for a network failure)
+CORRUPT = "corrupt"  # an image or a file that does not decode
+BOMB = "decompression_bomb"  # values: pixels, limit
+UNSUPPORTED = "unsupported"  # values: kind, mime
+NOT_CONFIGURED = "not_configured"  # transcription has no server
+TRANSCRIPTION_FAILED = "transcription_failed"  # values: status
+AUDIO_TOO_BIG = "audio_too_big"  # values: size, limit
+UNSUPPORTED_AUDIO = "unsupported_audio"  # values: mime
+ENCRYPTED = "encrypted"  # a password-protected PDF
+SCANNED = "scanned"  # a PDF without a text layer; values: pages
+BROKEN = "broken"  # a PDF or DOCX that does not parse
+EMPTY = "empty"  # nothing readable in the file (or an empty transcript)
+
+
+class MediaError(BotError):
+    """An attachment the bot cannot use; `code` and `values` say why, for the frontend."""
+
+    def __init__(self, code: str, **values: DataValue) -> None:
+        super().__init__(code if not values else f"{code} {values}")
+        self.code = code
+        self.values: dict[str, DataValue] = values
+
+
+class DownloadError(MediaError):
+    """getFile or the download of the file failed."""
+
+
+class ImageError(MediaError):
+    """The image does not decode, is a decompression bomb, or is of an unsupported kind."""
+
+
+class TranscriptionError(MediaError):
+    """The transcription server failed, refused the file, or is not configured."""
+
+
+class DocumentError(MediaError):
+    """The document is encrypted, scanned, broken, or of an unsupported kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One file of an incoming message, as Telegram describes it (nothing downloaded yet)."""
+
+    kind: AttachmentKind
+    file_id: str
+    file_unique_id: str
+    size: int | None = None  # file_size when Telegram sent it
+    mime: str | None = None
+    file_name: str | None = None
+    caption: str = ""
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    media_group_id: str | None = None
+    source: str = ""  # the Bot API field it came in: photo, voice, document, sticker, poll...
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One ordered part of a stored message, shaped like a row of a content-parts table.
+
+    `text` is the text form (caption, transcript, extracted text, or an image's description
+    placeholder), always present so a text-only prompt and search can use it; `blob` holds
+    an image's downscaled bytes; `token_count` is the cost of what is sent to the model (the
+    image itself for an image part), `text_tokens` the cost of the text form alone.
+    """
+
+    kind: PartKind
+    text: str
+    token_count: int
+    text_tokens: int
+    data: Mapping[str, DataValue] = field(default_factory=dict)
+    blob: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the user should be told about a prepared attachment."""
+
+    code: str  # "truncated", "no_vision", "transcript", "no_caption"
+    values: Mapping[str, DataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What one attachment became: the parts to store (and send), and notes for the user.
+
+    `notes` are codes with values the frontend renders above the answer (a document cut to
+    the budget, a text-only model that cannot see the image, the transcript to show).
+    """
+
+    parts: tuple[Part, ...]
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def token_count(self) -> int:
+        return sum(part.token_count for part in self.parts)
+
+
+class TextCounter(Protocol):
+    """Counts the tokens of a text for the profile's model (bot.llm.tokens.TokenCounter)."""
+
+    def count_text(self, text: str) -> int: ...
