@@ -29,6 +29,7 @@ from aiohttp import web
 from tests.emulators import openai_errors as errors
 from tests.emulators import openai_quirks as quirks
 from tests.emulators.openai_errors import ApiError
+from tests.emulators.openai_images import IMAGES_PATH, handle_images
 from tests.emulators.openai_replies import RecordedRequest, Reply
 from tests.emulators.openai_responses import (
     ResponsesCompletion,
@@ -53,6 +54,13 @@ from tests.emulators.openai_tokens import (
 )
 from tests.emulators.openai_tokens import (
     count_prompt_tokens as _count_prompt_tokens,
+)
+from tests.emulators.openai_tools import (
+    ToolCallsReply,
+    send_full_tools,
+    tool_writer,
+    validate_chat_tools,
+    validate_responses_tools,
 )
 
 __all__ = ["OpenAIEmulator", "RecordedRequest", "Reply"]
@@ -120,6 +128,7 @@ class OpenAIEmulator:
         app.router.add_post(CHAT_PATH, self._handle_chat)
         app.router.add_post(LEGACY_PATH, self._handle_legacy)
         app.router.add_post(RESPONSES_PATH, self._handle_responses)
+        app.router.add_post(IMAGES_PATH, handle_images)
         app.router.add_post(AZURE_DEPLOYMENT + "/chat/completions", self._handle_chat)
         app.router.add_post(AZURE_DEPLOYMENT + "/completions", self._handle_legacy)
         app.router.add_post(AZURE_PREFIX + "responses", self._handle_responses)
@@ -259,6 +268,7 @@ class OpenAIEmulator:
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         body = self._for_deployment(request, await _json_body(request))
         errors.validate_chat(body)
+        validate_chat_tools(body)
         messages: list[dict[str, Any]] = body["messages"]
         users = [m for m in messages if m.get("role") == "user"]
         last_user = content_text(users[-1].get("content")) if users else ""
@@ -282,6 +292,7 @@ class OpenAIEmulator:
     async def _handle_responses(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
         validate_responses(body)
+        validate_responses_tools(body)
         messages = input_messages(body)
         users = [m for m in messages if m["role"] == "user"]
         last_user = users[-1]["content"] if users else ""
@@ -331,7 +342,10 @@ class OpenAIEmulator:
                 return web.Response(status=499)
             if stream:
                 writer = ResponsesWriter if prompt.kind == "responses" else StreamWriter
+                writer = tool_writer(writer, reply)
                 return await writer(request, reply, completion, self._pacer).run()
+            if isinstance(reply, ToolCallsReply):
+                return await send_full_tools(completion, reply)
             return await send_full(request, reply, completion, self._pacer)
         finally:
             if stream:

@@ -18,6 +18,7 @@ from tests.emulators.openai_errors import ApiError, validate_common
 from tests.emulators.openai_stream import Completion, StreamWriter, split_pieces
 from tests.emulators.openai_tokens import content_text
 
+FUNCTION_ITEMS = ("function_call", "function_call_output")
 UNSUPPORTED = ("messages", "prompt", "max_tokens", "stop", "n", "logit_bias")
 
 
@@ -42,6 +43,8 @@ def validate_responses(body: dict[str, Any]) -> None:
     if not isinstance(items, list) or not items:
         raise ApiError(400, "Missing required parameter: 'input'.", param="input")
     for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") in FUNCTION_ITEMS:
+            continue  # checked by openai_tools.validate_responses_tools
         if not isinstance(item, dict) or item.get("role") not in ("user", "assistant", "developer"):
             raise ApiError(400, f"Invalid 'input[{index}]'.", param=f"input[{index}]")
 
@@ -55,7 +58,10 @@ def input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(items, str):
         return [*messages, {"role": "user", "content": items}]
     return messages + [
-        {"role": item["role"], "content": content_text(item.get("content"))} for item in items
+        {"role": item["role"], "content": content_text(item.get("content"))}
+        if "role" in item
+        else {"role": "tool", "content": str(item.get("output") or item.get("arguments") or "")}
+        for item in items
     ]
 
 
