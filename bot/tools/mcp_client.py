@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 FIRST_RETRY = 0.5
 MAX_RETRY = 30.0
 LIST_PAGES = 20
+PING_INTERVAL = 30.0  # seconds between liveness pings of an idle session
 State = Literal["connecting", "ready", "down", "closed"]
 
 
@@ -131,7 +132,17 @@ class McpConnection:
             self._ready.set()
             self._settled.set()
             logger.info("MCP server %s: connected, %d tools", self.config.name, len(tools))
-            await self._broken.wait()
+            await self._watch(client)
+
+    async def _watch(self, client: Client) -> None:
+        """Hold the session until a call finds it broken or a ping goes unanswered."""
+        while not self._broken.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PING_INTERVAL):
+                    await self._broken.wait()
+                    return
+            async with asyncio.timeout(self.connect_timeout):
+                await client.send_ping()
 
     async def _client_for(self, stack: AsyncExitStack) -> Client:
         config = self.config
