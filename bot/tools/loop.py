@@ -23,6 +23,7 @@ from bot.tools.types import JSON, JSONObject, ToolContext
 LIMIT_TEXT = "Error: the tool step limit of this turn was reached; answer with what you have."
 DEADLINE_TEXT = "Error: the time for tools in this turn ran out; answer with what you have."
 PREVIEW_CHARS = 60
+EXCERPT_CHARS = 300
 
 Phase = Literal["running", "done", "failed"]
 
@@ -36,6 +37,12 @@ class ToolStatus:
     phase: Phase
     preview: str  # the main argument, shortened
     result: ToolResult | None = None
+    arguments: str = ""  # the raw arguments, shortened (SHOW_REASONING's collapsed view)
+
+    def result_excerpt(self, limit: int = EXCERPT_CHARS) -> str:
+        """The start of the result text (SHOW_REASONING's collapsed view)."""
+        text = self.result.content_text if self.result is not None else ""
+        return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 OnStatus = Callable[[ToolStatus], Awaitable[None]]
@@ -147,9 +154,11 @@ class ToolLoop:
         if self.on_status is None:
             return
         for call in calls:
-            await self.on_status(
-                ToolStatus(call.id, call.name, phase, argument_preview(call), result)
+            arguments = call.arguments_json[:EXCERPT_CHARS]
+            status = ToolStatus(
+                call.id, call.name, phase, argument_preview(call), result, arguments
             )
+            await self.on_status(status)
 
     def _messages(
         self, text: str, calls: Sequence[ToolCall], results: Sequence[ToolResult]

@@ -164,6 +164,8 @@ async def test_http_server_with_headers_lists_calls_and_reconnects(
         assert [s.name for s in runner.registry.specs()] == [f"remote__{n}" for n in NAMES]
         ok = await runner.run(call("remote__search", '{"query": "h", "limit": 1}'), CONTEXT)
         assert ok.content_text == "result 1 for h"
+        huge = await runner.run(call("remote__huge", '{"megabytes": 10}'), CONTEXT)
+        assert huge.truncated and huge.status == "ok"
         await http_server.kill()
         dead = await runner.run(call("remote__search", '{"query": "h"}'), CONTEXT)
         assert (dead.status, dead.is_error) == ("unavailable", True)

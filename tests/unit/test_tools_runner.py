@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from bot.tools.calls import ToolCall
+from bot.tools.history import LOST_RESULT, exchange_units, repair, stub_old_results
 from bot.tools.loop import ToolLoop, ToolStatus, argument_preview
 from bot.tools.registry import ToolRegistry, ToolSpec
 from bot.tools.runner import ToolRunner, ToolUnavailable, truncate_utf8
-from bot.tools.types import JSONObject, ToolContext, ToolOutput
+from bot.tools.types import JSON, JSONObject, ToolContext, ToolOutput
 
 CONTEXT = ToolContext(chat_id=1, user_id=2)
 
@@ -179,6 +180,9 @@ async def test_loop_step_gives_the_api_messages_and_reports_status() -> None:
         ("b", "failed"),
     ]
     assert seen[0].preview == "telegram bot api 10"
+    assert seen[0].arguments == '{"text": "telegram bot api 10"}'
+    assert seen[2].result_excerpt() == "echo telegram bot api 10"
+    assert seen[3].result_excerpt(10) == "Error: th…"
 
 
 async def test_loop_stops_at_the_step_limit_with_every_call_answered() -> None:
@@ -235,3 +239,41 @@ def test_argument_preview_takes_the_first_text_argument() -> None:
     assert argument_preview(ToolCall("a", "s", "{bad")) == ""
     long = argument_preview(ToolCall("a", "s", '{"q": "' + "x" * 100 + '"}'), limit=10)
     assert long == "x" * 9 + "…"
+
+
+def assistant(*ids: str) -> JSONObject:
+    calls: list[JSON] = [
+        {"id": i, "type": "function", "function": {"name": "t", "arguments": "{}"}} for i in ids
+    ]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def answer(call_id: str, content: str = "ok") -> JSONObject:
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+
+USER: JSONObject = {"role": "user", "content": "hi"}
+
+
+def test_repair_answers_lost_calls_and_drops_orphans() -> None:
+    messages = [answer("x"), USER, assistant("a", "b"), answer("b"), answer("zz"), USER]
+    assert repair(messages) == [
+        USER,
+        assistant("a", "b"),
+        {"role": "tool", "tool_call_id": "a", "content": LOST_RESULT},
+        answer("b"),
+        USER,
+    ]
+
+
+def test_units_keep_a_call_with_its_results() -> None:
+    units = exchange_units([USER, assistant("a"), answer("a"), USER])
+    assert [len(u) for u in units] == [1, 2, 1]
+
+
+def test_old_large_results_become_stubs_first() -> None:
+    big = "z" * 5_000
+    messages = [USER, assistant("a"), answer("a", big), USER, assistant("b"), answer("b", big)]
+    out = stub_old_results(messages, keep_last=1, max_bytes=1_000)
+    assert out[2]["content"] == "[old tool result of 5000 bytes dropped to save space]"
+    assert out[5]["content"] == big
