@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ from bot.tools.calls import ToolCall
 from bot.tools.mcp_client import McpConnection, McpManager
 from bot.tools.registry import ToolRegistry
 from bot.tools.runner import ToolRunner
-from bot.tools.settings import McpServerConfig
+from bot.tools.settings import McpServerConfig, ToolSettings
 from bot.tools.types import ToolContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,3 +210,41 @@ async def test_env_secret_never_reaches_logs_or_tool_descriptions(
     assert TOKEN not in offered
     assert TOKEN not in caplog.text
     assert TOKEN not in repr(stdio_config(tmp_path))
+
+
+async def test_manager_from_settings_runs_two_servers_side_by_side(
+    tmp_path: Path, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servers = {
+        "a": {
+            "command": sys.executable,
+            "args": list(SERVER),
+            "cwd": str(ROOT),
+            "confirm": ["boom"],
+        },
+        "b": {"url": http_server.url, "headers": {"Authorization": f"Bearer {TOKEN}"}},
+    }
+    monkeypatch.setenv("MCP_SERVERS", json.dumps(servers))
+    registry = ToolRegistry()
+    manager = McpManager.from_settings(registry, ToolSettings())
+    await manager.start()
+    try:
+        assert manager.states() == {"a": "ready", "b": "ready"}
+        names = [s.name for s in registry.specs()]
+        assert names == [f"a__{n}" for n in NAMES] + [f"b__{n}" for n in NAMES]
+        confirm = {s.name for s in registry.specs() if s.needs_confirmation}
+        assert confirm == {"a__boom"}
+        runner = ToolRunner(registry, timeout=20, max_result_bytes=1_000)
+        a, b = await runner.run_all(
+            [
+                call("a__search", '{"query": "1", "limit": 1}', "x"),
+                call("b__search", '{"query": "2", "limit": 1}', "y"),
+            ],
+            CONTEXT,
+        )
+        assert (a.content_text, b.content_text) == ("result 1 for 1", "result 1 for 2")
+        declined = await runner.run(call("a__boom"), CONTEXT)
+        assert declined.status == "declined"
+    finally:
+        await manager.close()
+    assert manager.states() == {"a": "closed", "b": "closed"}
