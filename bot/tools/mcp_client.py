@@ -206,11 +206,11 @@ class McpConnection:
                     f"the MCP server {self.config.name!r} closed the connection"
                 ) from None
             return ToolOutput(f"Error from the MCP server: {self.redact(exc.message)}", True)
-        except (OSError, EOFError, RuntimeError) as exc:
+        except Exception as exc:  # boundary: a transport failure; a new session is cheap
             self._mark_broken()
-            detail = self.redact(type(exc).__name__)
+            logger.warning("MCP server %s: call failed: %s", self.config.name, self.describe(exc))
             raise ToolUnavailable(
-                f"the MCP server {self.config.name!r} is unreachable ({detail})"
+                f"the MCP server {self.config.name!r} is unreachable ({type(exc).__name__})"
             ) from None
         return result_output(result)
 
