@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 TRUNCATION_NOTE = "\n[truncated: the tool returned {total} bytes, shown {shown}]"
 ERROR_TEXT_LIMIT = 300
 
-#: Asks the user whether a tool that needs confirmation may run (True: run it).
-Confirm = Callable[[ToolCall, ToolSpec], Awaitable[bool]]
+#: Asks the user (of the context's chat) whether a tool that needs confirmation may run;
+#: True runs it. It bounds its own wait (the per-call timeout starts after it).
+Confirm = Callable[[ToolCall, ToolSpec, ToolContext], Awaitable[bool]]
 
 
 class ToolUnavailable(Exception):
@@ -97,7 +98,7 @@ class ToolRunner:
         except InvalidToolArguments as exc:
             text = f"Error: invalid arguments for {call.name}: {exc}. Send a JSON object."
             return self._error(call, "bad_arguments", text)
-        if tool.spec.needs_confirmation and not await self._confirmed(call, tool.spec):
+        if tool.spec.needs_confirmation and not await self._confirmed(call, tool.spec, context):
             return self._error(call, "declined", "The user declined to run this tool.")
         limit = seconds if seconds is not None else self.timeout
         try:
@@ -115,10 +116,10 @@ class ToolRunner:
             return self._error(call, "failed", text)
         return self._result(call, output)
 
-    async def _confirmed(self, call: ToolCall, spec: ToolSpec) -> bool:
+    async def _confirmed(self, call: ToolCall, spec: ToolSpec, context: ToolContext) -> bool:
         if self.confirm is None:
             return False
-        return await self.confirm(call, spec)
+        return await self.confirm(call, spec, context)
 
     def _result(self, call: ToolCall, output: ToolOutput) -> ToolResult:
         text, truncated = truncate_utf8(output.text, self.max_result_bytes)

@@ -112,7 +112,8 @@ async def test_a_dead_server_gives_an_unavailable_result() -> None:
 async def test_confirmation_is_asked_and_a_refusal_is_reported() -> None:
     asked: list[str] = []
 
-    async def confirm(call: ToolCall, spec: ToolSpec) -> bool:
+    async def confirm(call: ToolCall, spec: ToolSpec, context: ToolContext) -> bool:
+        assert context.chat_id == 1
         asked.append(spec.name)
         return call.id == "yes"
 
