@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import mcp_types
 from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.caching import CacheMode
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 FIRST_RETRY = 0.5
 MAX_RETRY = 30.0
 LIST_PAGES = 20
-PING_INTERVAL = 30.0  # seconds between liveness pings of an idle session
+PING_INTERVAL = 30.0  # seconds between liveness checks of an idle session
 State = Literal["connecting", "ready", "down", "closed"]
 
 
@@ -60,12 +61,15 @@ class McpConnection:
         self.connect_timeout = connect_timeout
         self.state: State = "connecting"
         self.connects = 0  # successful sessions so far (tests watch reconnection)
+        self.pings = 0  # idle liveness checks answered
         self._errlog = errlog or sys.stderr
         self._client: Client | None = None
         self._ready = asyncio.Event()
         self._broken = asyncio.Event()
         self._settled = asyncio.Event()  # the first attempt ended, well or not
         self._closing = False
+        self._inflight = 0  # calls under way (an idle session is checked, a busy one not)
+        self.ping_interval = PING_INTERVAL
         self._task: asyncio.Task[None] | None = None
         self._secrets = self._secret_values()
 
@@ -135,14 +139,23 @@ class McpConnection:
             await self._watch(client)
 
     async def _watch(self, client: Client) -> None:
-        """Hold the session until a call finds it broken or a ping goes unanswered."""
+        """Hold the session until a call finds it broken or an idle check goes unanswered.
+
+        The check lists the tools afresh (``ping`` is gone from the 2026-07-28 protocol),
+        which also picks up tools the server added or changed. No check runs while calls
+        are under way: their failure tells.
+        """
         while not self._broken.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PING_INTERVAL):
+                async with asyncio.timeout(self.ping_interval):
                     await self._broken.wait()
                     return
+            if self._inflight:
+                continue
             async with asyncio.timeout(self.connect_timeout):
-                await client.send_ping()
+                tools = await self._list(client, cache_mode="refresh")
+            self._publish(tools)
+            self.pings += 1
 
     async def _client_for(self, stack: AsyncExitStack) -> Client:
         config = self.config
@@ -159,11 +172,11 @@ class McpConnection:
         http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
         return Client(streamable_http_client(config.url, http_client=http))
 
-    async def _list(self, client: Client) -> list[mcp_types.Tool]:
+    async def _list(self, client: Client, cache_mode: CacheMode = "use") -> list[mcp_types.Tool]:
         tools: list[mcp_types.Tool] = []
         cursor: str | None = None
         for _ in range(LIST_PAGES):
-            page = await client.list_tools(cursor=cursor)
+            page = await client.list_tools(cursor=cursor, cache_mode=cache_mode)
             tools += page.tools
             cursor = page.next_cursor
             if cursor is None:
@@ -197,6 +210,7 @@ class McpConnection:
         client = self._client
         if client is None or self.state != "ready":
             raise ToolUnavailable(f"the MCP server {self.config.name!r} is unavailable right now")
+        self._inflight += 1
         try:
             result = await client.call_tool(tool, arguments)
         except MCPError as exc:
@@ -212,6 +226,8 @@ class McpConnection:
             raise ToolUnavailable(
                 f"the MCP server {self.config.name!r} is unreachable ({type(exc).__name__})"
             ) from None
+        finally:
+            self._inflight -= 1
         return result_output(result)
 
     def _mark_broken(self) -> None:

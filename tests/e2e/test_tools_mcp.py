@@ -245,3 +245,22 @@ async def test_manager_from_settings_runs_two_servers_side_by_side(
     finally:
         await manager.close()
     assert manager.states() == {"a": "closed", "b": "closed"}
+
+
+async def test_idle_pings_keep_a_live_session_and_notice_a_dead_server(tmp_path: Path) -> None:
+    registry = ToolRegistry()
+    connection = McpConnection(stdio_config(tmp_path), registry, connect_timeout=30, errlog=DEVNULL)
+    connection.ping_interval = 0.05
+    await connection.start()
+    try:
+        # Idle checks (a fresh tools/list) keep the session; none reconnects it.
+        await wait_until(lambda: connection.pings >= 3)
+        assert (connection.state, connection.connects) == ("ready", 1)
+        os.kill(int((tmp_path / "pid").read_text()), signal.SIGKILL)
+        await wait_until(lambda: connection.connects == 2 and connection.state == "ready")
+        result = await ToolRunner(registry, timeout=20, max_result_bytes=100).run(
+            call("local__search", '{"query": "p", "limit": 1}'), CONTEXT
+        )
+        assert result.content_text == "result 1 for p"  # no call had to fail first
+    finally:
+        await connection.close()
