@@ -32,6 +32,7 @@ from emulators import openai_audio
 from emulators import openai_errors as errors
 from emulators import openai_quirks as quirks
 from emulators.openai_errors import ApiError
+from emulators.openai_image_generation import IMAGES_PATH, handle_images
 from emulators.openai_images import ImageRules
 from emulators.openai_replies import RecordedRequest, Reply
 from emulators.openai_responses import (
@@ -57,6 +58,13 @@ from emulators.openai_tokens import (
 )
 from emulators.openai_tokens import (
     count_prompt_tokens as _count_prompt_tokens,
+)
+from emulators.openai_tools import (
+    ToolCallsReply,
+    send_full_tools,
+    tool_writer,
+    validate_chat_tools,
+    validate_responses_tools,
 )
 
 __all__ = ["OpenAIEmulator", "RecordedRequest", "Reply"]
@@ -131,6 +139,7 @@ class OpenAIEmulator:
         app.router.add_post(LEGACY_PATH, self._handle_legacy)
         app.router.add_post(RESPONSES_PATH, self._handle_responses)
         app.router.add_post(openai_audio.PATH, self.audio.handle)
+        app.router.add_post(IMAGES_PATH, handle_images)
         app.router.add_post(AZURE_DEPLOYMENT + "/chat/completions", self._handle_chat)
         app.router.add_post(AZURE_DEPLOYMENT + "/completions", self._handle_legacy)
         app.router.add_post(AZURE_PREFIX + "responses", self._handle_responses)
@@ -271,6 +280,7 @@ class OpenAIEmulator:
         body = self._for_deployment(request, await _json_body(request))
         errors.validate_chat(body)
         image_tokens = self.images.check_chat(body)
+        validate_chat_tools(body)
         messages: list[dict[str, Any]] = body["messages"]
         users = [m for m in messages if m.get("role") == "user"]
         last_user = content_text(users[-1].get("content")) if users else ""
@@ -295,6 +305,7 @@ class OpenAIEmulator:
         body = await _json_body(request)
         validate_responses(body)
         image_tokens = self.images.check_responses(body)
+        validate_responses_tools(body)
         messages = input_messages(body)
         users = [m for m in messages if m["role"] == "user"]
         last_user = users[-1]["content"] if users else ""
@@ -347,7 +358,10 @@ class OpenAIEmulator:
                 return web.Response(status=499)
             if stream:
                 writer = ResponsesWriter if prompt.kind == "responses" else StreamWriter
+                writer = tool_writer(writer, reply)
                 return await writer(request, reply, completion, self._pacer).run()
+            if isinstance(reply, ToolCallsReply):
+                return await send_full_tools(completion, reply)
             return await send_full(request, reply, completion, self._pacer)
         finally:
             if stream:
