@@ -323,38 +323,7 @@ def validate_chat(body: dict[str, Any]) -> None:
         )
     for index, message in enumerate(messages):
         _validate_message(f"messages[{index}]", message)
-    _validate_tool_pairs(messages)
-
-
-def _validate_tool_pairs(messages: list[dict[str, Any]]) -> None:
-    """A `tool` message answers a call of the assistant message before it, and every call of
-    an assistant message is answered by the tool messages right after it (as OpenAI checks)."""
-    waiting: list[str] = []  # call ids of the last assistant message not answered yet
-    asked_at = 0
-    for index, message in enumerate(messages):
-        if message["role"] == "tool":
-            if message.get("tool_call_id") not in waiting:
-                raise ApiError(
-                    400,
-                    "Invalid parameter: messages with role 'tool' must be a response to a "
-                    "preceeding message with 'tool_calls'.",
-                    param=f"messages.[{index}].role",
-                )
-            waiting.remove(message["tool_call_id"])
-            continue
-        if waiting:
-            break
-        calls = message.get("tool_calls") if message["role"] == "assistant" else None
-        waiting = [str(call.get("id")) for call in calls or [] if isinstance(call, dict)]
-        asked_at = index
-    if waiting:
-        raise ApiError(
-            400,
-            "An assistant message with 'tool_calls' must be followed by tool messages responding "
-            "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
-            + ", ".join(waiting),
-            param=f"messages.[{asked_at}].role",
-        )
+    # Tool calls and their results are paired by openai_tools.validate_chat_tools.
 
 
 def _validate_message(where: str, message: Any) -> None:

@@ -41,24 +41,16 @@ def validate_responses(body: dict[str, Any]) -> None:
         return
     if not isinstance(items, list) or not items:
         raise ApiError(400, "Missing required parameter: 'input'.", param="input")
-    calls: set[str] = set()
     for index, item in enumerate(items):
+        if is_function_item(item):
+            continue  # calls and their outputs: openai_tools.validate_responses_tools
         kind = item.get("type", "message") if isinstance(item, dict) else None
-        if kind == "function_call" and all(
-            isinstance(item.get(key), str) for key in ("call_id", "name", "arguments")
-        ):
-            calls.add(item["call_id"])
-        elif kind == "function_call_output" and all(
-            isinstance(item.get(key), str) for key in ("call_id", "output")
-        ):
-            if item["call_id"] not in calls:
-                raise ApiError(
-                    400,
-                    f"No tool call found for function call output with call_id {item['call_id']}.",
-                    param="input",
-                )
-        elif kind != "message" or item.get("role") not in ("user", "assistant", "developer"):
+        if kind != "message" or item.get("role") not in ("user", "assistant", "developer"):
             raise ApiError(400, f"Invalid 'input[{index}]'.", param=f"input[{index}]")
+
+
+def is_function_item(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") in ("function_call", "function_call_output")
 
 
 def input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:

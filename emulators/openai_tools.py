@@ -23,11 +23,10 @@ from aiohttp import web
 
 from emulators.openai_errors import ApiError
 from emulators.openai_replies import Reply
-from emulators.openai_responses import ResponsesCompletion, ResponsesWriter
+from emulators.openai_responses import ResponsesCompletion, ResponsesWriter, is_function_item
 from emulators.openai_stream import Completion, StreamWriter, split_pieces
 
 NAME_RULE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-FUNCTION_ITEMS = ("function_call", "function_call_output")
 
 
 @dataclass
@@ -200,10 +199,6 @@ def validate_responses_tools(body: dict[str, Any]) -> None:
     missing = sorted(calls - answered)
     if missing:
         raise _bad(f"No tool output found for function call {missing[0]}.", "input")
-
-
-def is_function_item(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("type") in FUNCTION_ITEMS
 
 
 # --- answers ----------------------------------------------------------------------------------

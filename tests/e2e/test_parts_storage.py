@@ -27,13 +27,15 @@ from bot.parts import (
 from bot.telegram.app import BotRuntime
 from bot.values import ChatInfo, Role, UserInfo
 from emulators.bot_api import BotAPIEmulator
+from emulators.media_samples import image_bytes
 from emulators.openai_api import OpenAIEmulator
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, stored_messages
 
 ALICE = 1001
 COUNTER = TokenCounter("gpt-4o-mini")
-JPEG = bytes(range(256)) * 4  # every byte value, NUL included
+JPEG = image_bytes(800, 600)  # a real JPEG, binary (NUL bytes included): strict servers decode it
+assert b"\x00" in JPEG
 PHOTO: tuple[Part, ...] = (
     TextPart("What is this?"),
     ImagePart(
