@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from bot.http_transport import AiohttpTransport
 
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
@@ -30,6 +29,7 @@ from bot.media import (
 )
 from bot.media import types as codes
 from bot.media.prompt_parts import chat_content
+from bot.runtime.http_transport import AiohttpTransport
 from emulators import media_samples as samples
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator
