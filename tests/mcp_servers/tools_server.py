@@ -96,8 +96,11 @@ async def _serve_http(port: int) -> None:
     sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
+    serving = asyncio.create_task(uv.serve(sockets=[sock]))  # announce the port once it accepts
+    while not uv.started and not serving.done():  # noqa: ASYNC110 - uvicorn sets a flag
+        await asyncio.sleep(0.01)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    await uv.serve(sockets=[sock])
+    await serving
 
 
 def main() -> None:
