@@ -21,11 +21,11 @@ from bot.db.migrate import upgrade_to_head
 from bot.errors import ConfigError
 from bot.llm.backends import Backends
 from bot.notices import Notice
-from bot.reply_sink import Final, ReplyEvent
+from bot.reply_sink import Final, ReplyEvent, ToolActivity
 from bot.runtime.http_transport import model_http_client
 from bot.turn import TurnRunner
 from bot.values import ChatInfo, UserInfo
-from bot.wording import appended, render
+from bot.wording import appended, render, tool_lines
 
 CONSOLE_CHAT = 0  # Telegram never uses chat id 0
 # The console never talks to Telegram, so a bot token is not needed to try a backend.
@@ -44,12 +44,18 @@ class ConsoleSink:
         self._shown = ""
 
     def show(self, event: ReplyEvent) -> None:
-        """Stream the answer; with SHOW_REASONING, the thinking until the answer starts."""
+        """Stream the answer; with SHOW_REASONING, the thinking until the answer starts; the
+        status of tool calls while they run."""
+        if isinstance(event, ToolActivity):
+            self._write(tool_lines(event.calls))
+            return
         text, reasoning = event.text, event.reasoning
         self._write(text or (f"[thinking] {reasoning}" if reasoning else ""))
 
     async def finish(self, final: Final) -> list[int]:
         self._write(appended(final.text, final.notice))
+        for attachment in final.attachments:
+            self._out.write(f"\n[{attachment.kind}: {attachment.caption or attachment.mime_type}]")
         self._out.write("\n")
         self._out.flush()
         return []

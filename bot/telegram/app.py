@@ -38,6 +38,7 @@ from bot.telegram.polling_bot import PollingBot
 from bot.telegram.settle import settle_unfinished
 from bot.telegram.supergroup import SupergroupHandlers
 from bot.telegram.userdata_commands import UserDataHandlers
+from bot.tools.toolbox import Toolbox
 from bot.turn import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class BotRuntime:
         self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
         self.runner: TurnRunner | None = None
+        self.toolbox: Toolbox | None = None
         self._lease: PollerGuard | None = None
         self._polling = polling_request()
         self._conflicts = PollConflicts()
@@ -134,7 +136,16 @@ class BotRuntime:
         self._http = model_http_client(settings)
         backends = Backends.from_settings(self._http, settings)
         client = MeteredClient(backends)
-        runner = self.runner = TurnRunner(settings, sessions, client)
+        # Tools: the built-ins, and the MCP servers connected once, here (closed in stop()).
+        default_backend = backends.endpoint(DEFAULT_PROFILE)
+        self.toolbox = Toolbox.build(
+            settings,
+            lambda profile: backends.endpoint(profile).supports_tools,
+            self._http,
+            (default_backend.base_url, default_backend.api_key),
+        )
+        await self.toolbox.start()
+        runner = self.runner = TurnRunner(settings, sessions, client, self.toolbox)
         TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn
         self._gate = UpdateGate(
             self._engine,
@@ -237,6 +248,9 @@ class BotRuntime:
         if self.runner is not None:
             await self.runner.aclose()
             self.runner = None
+        if self.toolbox is not None:
+            await self.toolbox.aclose()
+            self.toolbox = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,8 @@ from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
+from bot.telegram.tool_confirm import PREFIX as CONFIRM_PREFIX
+from bot.telegram.tool_confirm import ToolConfirmations
 from bot.turn import Outcome, TurnRunner
 from bot.values import ChatInfo, UserInfo
 from bot.wording import render
@@ -89,6 +92,7 @@ class ChatHandlers:
         self._settings = settings
         self._runner = runner
         self._access = access
+        self.confirmations = ToolConfirmations(settings.tools_confirm_seconds)
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
 
     def register(self, app: AnyApplication) -> None:
@@ -103,6 +107,7 @@ class ChatHandlers:
         app.add_handler(CommandHandler("memory", self.memory, filters=new_messages, has_args=False))
         app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, self.text))
         app.add_handler(MessageHandler(new_messages & ~filters.TEXT, self.unsupported))
+        self.confirmations.register(app)
         app.add_error_handler(self.on_error)
 
     async def gate(self, update: Update, context: Context) -> None:
@@ -224,6 +229,7 @@ class ChatHandlers:
         assert message is not None
         private = message.chat.type == ChatType.PRIVATE
         s = self._settings
+        asker = update.effective_user.id if update.effective_user else 0
         sink = TelegramReply(
             context.bot,
             message.chat_id,
@@ -231,6 +237,13 @@ class ChatHandlers:
             interval=s.edit_interval if private else s.group_edit_interval,
             thread_id=topic(message),
             drafts=private and s.stream_mode == "draft",
+            ask_to_run=functools.partial(
+                self.confirmations.ask,
+                context.bot,
+                message.chat_id,
+                asker,
+                thread_id=topic(message),
+            ),
         )
         control = TurnControl()
         self._active[message.chat_id] = control
@@ -249,7 +262,11 @@ class ChatHandlers:
         return problem is None
 
     def skips_queue(self, update: Update) -> bool:
-        """Control commands act on the running turn, so they must not wait behind it."""
+        """Control commands and confirmation buttons act on the running turn, so they must
+        not wait behind it."""
+        query = update.callback_query
+        if query is not None and (query.data or "").startswith(CONFIRM_PREFIX):
+            return True
         text = update.message.text if update.message is not None else None
         if not text or not text.strip():
             return False

@@ -89,8 +89,10 @@ class ToolRunner:
         timeout: float,
         max_result_bytes: int,
         confirm: Confirm | None = None,
+        disabled: frozenset[str] = frozenset(),
     ) -> None:
         self.registry = registry
+        self.disabled = disabled  # the chat turned these off: calls to them are unknown
         self.timeout = timeout
         self.max_result_bytes = max_result_bytes
         self.confirm = confirm
@@ -107,9 +109,9 @@ class ToolRunner:
         self, call: ToolCallPart, context: ToolContext, *, seconds: float | None = None
     ) -> ToolResult:
         """Run one call; never raises except `asyncio.CancelledError`."""
-        tool = self.registry.get(call.name)
+        tool = None if call.name in self.disabled else self.registry.get(call.name)
         if tool is None:
-            offered = ", ".join(s.name for s in self.registry.specs()) or "none"
+            offered = ", ".join(s.name for s in self.registry.specs(self.disabled)) or "none"
             text = f"Error: unknown tool {call.name[:64]!r}. Available tools: {offered}."
             return self._error(call, "unknown_tool", text)
         try:
