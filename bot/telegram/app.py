@@ -37,6 +37,7 @@ from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from bot.telegram.polling_bot import PollingBot
 from bot.telegram.settle import settle_unfinished
 from bot.telegram.supergroup import SupergroupHandlers
+from bot.telegram.tools_admin import ToolsAdmin
 from bot.telegram.userdata_commands import UserDataHandlers
 from bot.tools.toolbox import Toolbox
 from bot.turn import TurnRunner
@@ -88,6 +89,7 @@ def build_application(
     AdminHandlers(settings, sessions, runner, access).register(app)
     UserDataHandlers(sessions).register(app)
     SupergroupHandlers(sessions).register(app)
+    ToolsAdmin(settings, sessions, access, runner.toolbox).register(app)
     return app
 
 

@@ -27,7 +27,7 @@ from bot.model_step import TurnControl
 from bot.prompt.recall import Remembered
 from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
-from bot.telegram.commands import ADMIN_USAGE, admin_menu
+from bot.telegram.commands import ADMIN_USAGE, BUTTON_COMMANDS, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.telegram.tool_confirm import PREFIX as CONFIRM_PREFIX
 from bot.telegram.tool_confirm import ToolConfirmations
@@ -136,7 +136,8 @@ class ChatHandlers:
         user = update.effective_user
         text = HELP
         if self._access.is_admin(user.id if user else None):
-            text += "\n\nAdmin commands:\n" + "\n".join(ADMIN_USAGE.values())
+            commands = ADMIN_USAGE | BUTTON_COMMANDS
+            text += "\n\nAdmin commands:\n" + "\n".join(commands.values())
         await update.effective_message.reply_text(text)
         await self._admin_menu(update, context)
 
