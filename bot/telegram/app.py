@@ -87,9 +87,9 @@ def build_application(
     ordering.process_earlier = app.process_update
     handlers.register(app)
     AdminHandlers(settings, sessions, runner, access).register(app)
-    UserDataHandlers(sessions).register(app)
-    SupergroupHandlers(sessions).register(app)
     ToolsAdmin(settings, sessions, access, runner.toolbox).register(app)
+    UserDataHandlers(sessions).register(app)  # its catch-all button handler comes last
+    SupergroupHandlers(sessions).register(app)
     return app
 
 
