@@ -4,6 +4,7 @@ limit, the URL tool's refusal, the Responses API and completions mode."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -246,3 +247,43 @@ async def test_tools_can_be_turned_off(
     async with BotRuntime(make_settings(tools_enabled=False)):
         await ask(telegram, ALICE, "Hello")
     assert "tools" not in model.chat_requests()[0]
+
+
+def entities(value: Any) -> list[dict[str, Any]]:
+    """Entities as PTB sent them: JSON text in a form body, a list in a JSON one."""
+    found = json.loads(value) if isinstance(value, str) else value
+    return list(found or [])
+
+
+async def test_show_reasoning_shows_arguments_and_a_result_excerpt_collapsed(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    settings = make_settings(builtin_tools="current_time", show_reasoning=True)
+    async with BotRuntime(settings):
+        await two_step_turn(telegram, model)
+    edits = [c.params for c in telegram.calls_for("editMessageText")]
+    collapsed = [
+        p
+        for p in edits
+        if any(e["type"] == "expandable_blockquote" for e in entities(p.get("entities")))
+    ]
+    assert collapsed, "the tool details were shown collapsed"
+    text = str(collapsed[0]["text"])
+    assert 'current_time({"timezone": "Asia/Tokyo"})\n→ ' in text
+    assert "✅ current_time: «Asia/Tokyo»" in text
+
+
+async def test_a_generated_image_is_sent_as_a_photo(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    settings = make_settings(builtin_tools="generate_image")
+    draw = ScriptedCall("generate_image", '{"prompt": "a lighthouse"}', id="call_img")
+    model.enqueue(ToolCallsReply(calls=[draw]), "Here is your lighthouse.")
+    async with BotRuntime(settings):
+        telegram.send_text(ALICE, "Draw a lighthouse")
+        await telegram.wait_for(lambda: bool(telegram.calls_for("sendPhoto")), timeout=20)
+    assert shows(telegram, ALICE, "Here is your lighthouse.")
+    [body] = model.bodies("/v1/images/generations")
+    assert body["prompt"] == "a lighthouse"
+    result = model.chat_requests()[1]["messages"][-1]
+    assert result["tool_call_id"] == "call_img" and not result["content"].startswith("Error")
