@@ -116,8 +116,7 @@ class ToolLoop:
             return StepOutcome(tuple(calls), results, stopped=True)
         self.steps += 1
         await self._report(calls, "running", None)
-        call_timeout = min(self.runner.timeout, remaining)
-        results = await self.runner.run_all(calls, self.context, seconds=call_timeout)
+        results = await self.runner.run_all(calls, self.context, within=remaining)
         for call, result in zip(calls, results, strict=True):
             phase: Phase = "failed" if result.is_error else "done"
             await self._report([call], phase, result)

@@ -198,6 +198,7 @@ class McpConnection:
                 description=(tool.description or tool.title or tool.name).strip(),
                 parameters=object_schema(tool.input_schema),
                 needs_confirmation=self.config.needs_confirmation(tool.name),
+                timeout=self.config.timeout,
                 source=self.source,
                 remote_name=tool.name,
             )

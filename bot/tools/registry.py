@@ -51,6 +51,7 @@ class ToolSpec:
     description: str
     parameters: JSONObject = field(default_factory=lambda: {"type": "object", "properties": {}})
     needs_confirmation: bool = False
+    timeout: float | None = None  # seconds per call; None: TOOLS_TIMEOUT
     source: str = "builtin"  # "builtin" or "mcp:<server>"
     remote_name: str = ""  # the tool's own name on its MCP server
 

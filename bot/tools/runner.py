@@ -98,17 +98,24 @@ class ToolRunner:
         self.confirm = confirm
 
     async def run_all(
-        self, calls: Sequence[ToolCallPart], context: ToolContext, *, seconds: float | None = None
+        self, calls: Sequence[ToolCallPart], context: ToolContext, *, within: float | None = None
     ) -> list[ToolResult]:
-        """Run a step's calls concurrently; the results come back in the calls' order."""
+        """Run a step's calls concurrently, none past `within` seconds; the results come back
+        in the calls' order."""
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.run(c, context, seconds=seconds)) for c in calls]
+            tasks = [group.create_task(self.run(c, context, within=within)) for c in calls]
         return [task.result() for task in tasks]
 
     async def run(
-        self, call: ToolCallPart, context: ToolContext, *, seconds: float | None = None
+        self,
+        call: ToolCallPart,
+        context: ToolContext,
+        *,
+        seconds: float | None = None,
+        within: float | None = None,
     ) -> ToolResult:
-        """Run one call; never raises except `asyncio.CancelledError`."""
+        """Run one call for `seconds` (default: the tool's own timeout, else the runner's),
+        never past `within`; never raises except `asyncio.CancelledError`."""
         tool = None if call.name in self.disabled else self.registry.get(call.name)
         if tool is None:
             offered = ", ".join(s.name for s in self.registry.specs(self.disabled)) or "none"
@@ -121,7 +128,9 @@ class ToolRunner:
             return self._error(call, "bad_arguments", text)
         if tool.spec.needs_confirmation and not await self._confirmed(call, tool.spec, context):
             return self._error(call, "declined", "The user declined to run this tool.")
-        limit = seconds if seconds is not None else self.timeout
+        limit = seconds if seconds is not None else tool.spec.timeout or self.timeout
+        if within is not None:
+            limit = min(limit, within)
         try:
             async with asyncio.timeout(limit):
                 output = await tool.handler(arguments, context)

@@ -102,6 +102,16 @@ async def test_a_hanging_tool_times_out_and_is_cancelled() -> None:
     assert hangs.cancelled
 
 
+async def test_a_servers_own_timeout_and_the_loops_deadline_bound_a_call() -> None:
+    reg = registry()
+    reg.add(ToolSpec("hangs", "Hangs.", timeout=0.05), Hangs())
+    own = await runner(reg).run(ToolCallPart("c1", "hangs", "{}"), CONTEXT)
+    assert own.status == "timeout" and "after 0.05 s" in own.content_text
+    reg.add(ToolSpec("hangs_too", "Hangs."), Hangs())
+    late = await runner(reg).run(ToolCallPart("c2", "hangs_too", "{}"), CONTEXT, within=0.05)
+    assert late.status == "timeout" and "after 0.05 s" in late.content_text
+
+
 async def test_a_huge_result_is_truncated_with_a_note() -> None:
     result = await runner().run(ToolCallPart("c1", "huge", "{}"), CONTEXT)
     assert result.truncated
