@@ -22,6 +22,7 @@ from bench.overhead import concurrency, history_length
 from bench.report import format_table
 from bench.scale import throughput
 from bench.tokens import token_counting
+from bench.tools import tool_turns
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Plan:
     scale_chats: int
     token_prompts: int
     token_repeat: int
+    tool_chats: int = 5
+    tool_rounds: int = 20
 
 
 FULL = Plan("full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5)
@@ -48,6 +51,8 @@ SMOKE = Plan(
     5,
     20,
     1,
+    tool_chats=1,
+    tool_rounds=2,
 )
 
 
@@ -88,6 +93,7 @@ async def run(plan: Plan, *, postgres: bool = True, profile: Path | None = None)
         )
     results["throughput"] = await throughput("sqlite", plan.latency, plan.scale_chats)
     results["tokens"] = token_counting(plan.token_prompts, plan.token_repeat)
+    results["tools"] = await tool_turns("sqlite", plan.latency, plan.tool_chats, plan.tool_rounds)
     return results
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.__main__ import main
+from bench.report import format_table
 from tests.conftest import TEST_DATABASE_URL
 
 PCT_KEYS = ("n", "p50_ms", "p95_ms", "p99_ms")
@@ -62,3 +63,9 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
     assert tokens["prompts_compared"] == plan["token_prompts"]
     assert 0 <= tokens["exact_match_pct"] <= 100
     assert tokens["max_deviation_pct"] >= 0
+
+    tools = results["tools"]
+    assert tools["turns"] == plan["tool_chats"] * plan["tool_rounds"]
+    assert tools["incomplete"] == 0
+    assert tools["update_to_final_minus_model"]["n"] == tools["turns"]
+    assert "5. One MCP tool call per turn" in format_table(results)
