@@ -23,6 +23,7 @@ from bot.llm.backends import Backends
 from bot.notices import Notice
 from bot.reply_sink import Final, ReplyEvent, ToolActivity
 from bot.runtime.http_transport import model_http_client
+from bot.tools.toolbox import Toolbox
 from bot.turn import TurnRunner
 from bot.values import ChatInfo, UserInfo
 from bot.wording import appended, render, tool_lines
@@ -97,11 +98,12 @@ async def run_console(
     """Read messages from `stdin` until end of input, answering each on `stdout`."""
     engine = create_engine(settings.resolved_database_url)
     http = model_http_client(settings)
+    backends = Backends.from_settings(http, settings)
+    toolbox = Toolbox.for_backends(settings, backends, http)
     try:
         await upgrade_to_head(engine)
-        runner = TurnRunner(
-            settings, create_sessionmaker(engine), Backends.from_settings(http, settings)
-        )
+        await toolbox.start()
+        runner = TurnRunner(settings, create_sessionmaker(engine), backends, toolbox)
         chat = ChatInfo(chat_id, "private", "console")
         user = UserInfo(chat_id, "Console")
         sink, ids, interactive = ConsoleSink(stdout), message_ids(), stdin.isatty()
@@ -120,5 +122,6 @@ async def run_console(
                 await runner.run(Incoming(chat, user, text, next(ids)), sink)
             stdout.flush()
     finally:
+        await toolbox.aclose()
         await http.aclose()
         await engine.dispose()

@@ -150,10 +150,9 @@ class TurnRunner:
             return Outcome.TOO_LONG
         return await self._reply(stored, ready, sink, control)
 
-    def _request(self, stored: Stored, reply: StreamedReply, loop: ToolLoop | None) -> ChatRequest:
-        tools: tuple[FunctionTool, ...] = ()
-        if loop is not None and self.toolbox is not None:
-            tools = self.toolbox.offered(stored.config.profile, stored.chat.tools_off)
+    def _request(
+        self, stored: Stored, reply: StreamedReply, tools: tuple[FunctionTool, ...]
+    ) -> ChatRequest:
         return ChatRequest(
             model=stored.config.model,
             messages=reply.prompt.messages,
@@ -161,14 +160,17 @@ class TurnRunner:
             sampling=stored.config.sampling,
             user=self.conversations.user_hash(reply.user_id),
             profile=stored.config.profile,
-            tools=tools if loop is not None else (),
+            tools=tools,
         )
 
-    def _tool_loop(self, stored: Stored, reply: StreamedReply, sink: ReplySink) -> ToolLoop | None:
-        """This turn's tool loop, or None when the chat offers no tools."""
+    def _tools(
+        self, stored: Stored, reply: StreamedReply, sink: ReplySink
+    ) -> tuple[ToolLoop | None, tuple[FunctionTool, ...]]:
+        """This turn's tool loop and the tools it offers; (None, ()) when the chat has none."""
         toolbox = self.toolbox
-        if toolbox is None or not toolbox.offered(stored.config.profile, stored.chat.tools_off):
-            return None
+        offered = toolbox.offered(stored.config.profile, stored.chat.tools_off) if toolbox else ()
+        if toolbox is None or not offered:
+            return None, ()
         confirm: Confirm | None = None
         if isinstance(sink, Confirms):
             asks = sink
@@ -177,7 +179,7 @@ class TurnRunner:
                 return await asks.confirm(call, spec.name)
 
         context = ToolContext(chat_id=reply.chat_id, user_id=reply.user_id)
-        return toolbox.loop(context, disabled=stored.chat.tools_off, confirm=confirm)
+        return toolbox.loop(context, disabled=stored.chat.tools_off, confirm=confirm), offered
 
     async def _reply(
         self, stored: Stored, reply: StreamedReply, sink: ReplySink, control: TurnControl
@@ -187,8 +189,8 @@ class TurnRunner:
         saver = self._recorder.start(reply, sink)
         try:
             await sink.begin()
-            loop = self._tool_loop(stored, reply, sink)
-            request = self._request(stored, reply, loop)
+            loop, offered = self._tools(stored, reply, sink)
+            request = self._request(stored, reply, offered)
             try:
                 error = await self._step.run(stored, reply, request, sink, control, loop)
             except asyncio.CancelledError:  # shutdown: keep what was shown

@@ -139,13 +139,7 @@ class BotRuntime:
         backends = Backends.from_settings(self._http, settings)
         client = MeteredClient(backends)
         # Tools: the built-ins, and the MCP servers connected once, here (closed in stop()).
-        default_backend = backends.endpoint(DEFAULT_PROFILE)
-        self.toolbox = Toolbox.build(
-            settings,
-            lambda profile: backends.endpoint(profile).supports_tools,
-            self._http,
-            (default_backend.base_url, default_backend.api_key),
-        )
+        self.toolbox = Toolbox.for_backends(settings, backends, self._http)
         await self.toolbox.start()
         runner = self.runner = TurnRunner(settings, sessions, client, self.toolbox)
         TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn

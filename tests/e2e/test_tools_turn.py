@@ -121,6 +121,8 @@ async def test_a_two_step_tool_loop_sends_exactly_these_bodies(
     assert reply.status == Status.COMPLETE and reply.has_parts
     kinds = ["text", "tool_call", "tool_result", "tool_call", "tool_result", "text"]
     assert await part_kinds(database_url, reply.id) == kinds
+    # The text form (searched, exported, summarized) holds the calls and results too.
+    assert 'current_time({"timezone": "Asia/Tokyo"})' in reply.content and tokyo in reply.content
 
 
 async def test_a_restart_replays_the_tool_exchange_validly(
