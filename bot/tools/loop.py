@@ -116,11 +116,13 @@ class ToolLoop:
             return StepOutcome(tuple(calls), results, stopped=True)
         self.steps += 1
         await self._report(calls, "running", None)
-        results = await self.runner.run_all(calls, self.context, within=remaining)
-        for call, result in zip(calls, results, strict=True):
-            phase: Phase = "failed" if result.is_error else "done"
-            await self._report([call], phase, result)
+        results = await self.runner.run_all(
+            calls, self.context, within=remaining, on_done=self._ended
+        )
         return StepOutcome(tuple(calls), results, stopped=False)
+
+    async def _ended(self, call: ToolCallPart, result: ToolResult) -> None:
+        await self._report([call], "failed" if result.is_error else "done", result)
 
     async def _report(
         self, calls: Sequence[ToolCallPart], phase: Phase, result: ToolResult | None

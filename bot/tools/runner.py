@@ -62,6 +62,10 @@ class ToolResult:
         return cls(ToolResultPart(call.call_id, text, call.name, True), status)
 
 
+#: Told of each call of a step as it ends (the live status line).
+OnDone = Callable[[ToolCallPart, ToolResult], Awaitable[None]]
+
+
 def truncate_utf8(text: str, limit: int) -> tuple[str, bool]:
     """``text`` cut to at most ``limit`` UTF-8 bytes (with a note), never mid-character."""
     raw = text.encode("utf-8", "replace")
@@ -98,12 +102,24 @@ class ToolRunner:
         self.confirm = confirm
 
     async def run_all(
-        self, calls: Sequence[ToolCallPart], context: ToolContext, *, within: float | None = None
+        self,
+        calls: Sequence[ToolCallPart],
+        context: ToolContext,
+        *,
+        within: float | None = None,
+        on_done: OnDone | None = None,
     ) -> list[ToolResult]:
-        """Run a step's calls concurrently, none past `within` seconds; the results come back
-        in the calls' order."""
+        """Run a step's calls concurrently, none past `within` seconds, telling `on_done` of
+        each as it ends; the results come back in the calls' order."""
+
+        async def one(call: ToolCallPart) -> ToolResult:
+            result = await self.run(call, context, within=within)
+            if on_done is not None:
+                await on_done(call, result)
+            return result
+
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.run(c, context, within=within)) for c in calls]
+            tasks = [group.create_task(one(c)) for c in calls]
         return [task.result() for task in tasks]
 
     async def run(

@@ -328,3 +328,21 @@ async def test_old_large_results_become_stubs_first() -> None:
     assert older.content[1].text == "[old tool result of 10000 bytes dropped to save space]"
     assert newer.content[1].text == big
     assert prompt.tokens < 2 * history[0].tokens
+
+
+async def test_each_call_reports_its_end_as_it_ends() -> None:
+    reg = registry()
+    reg.add(ToolSpec("hangs", "Hangs.", timeout=0.2), Hangs())
+    seen: list[tuple[str, str]] = []
+
+    async def on_status(status: ToolStatus) -> None:
+        seen.append((status.call_id, status.phase))
+
+    tool_loop = ToolLoop(runner(reg), CONTEXT, max_steps=2, timeout=60, on_status=on_status)
+    await tool_loop.step([ToolCallPart("slow", "hangs", "{}"), ToolCallPart("fast", "echo", "{}")])
+    assert seen == [
+        ("slow", "running"),
+        ("fast", "running"),
+        ("fast", "done"),
+        ("slow", "failed"),
+    ], "the fast call's line is done while the slow one still runs"
