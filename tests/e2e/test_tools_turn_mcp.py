@@ -5,9 +5,12 @@ model."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.db.models import Status
 from bot.telegram.app import BotRuntime
@@ -75,7 +78,9 @@ async def test_a_tool_marked_confirm_asks_with_buttons_first(
     telegram: BotAPIEmulator,
     model: OpenAIEmulator,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     server = local_server(tmp_path, confirm=["search"])
     settings = make_settings(builtin_tools="", mcp_servers=[server])
     search = ScriptedCall("local__search", '{"query": "cats", "limit": 1}', id="call_s")
@@ -122,6 +127,7 @@ async def test_a_tool_marked_confirm_asks_with_buttons_first(
     offered = {t["function"]["name"] for t in requests[0]["tools"]}
     assert {"local__search", "local__slow", "local__secret_check"} <= offered
     assert SECRET not in json.dumps(requests), "no MCP secret reaches the model"
+    assert caplog.records and SECRET not in caplog.text, "nor a log line"
 
 
 async def test_a_raising_tool_gives_the_model_an_error_result(
