@@ -157,7 +157,7 @@ class ModelStep:
             calls = reply.calls.calls()
             if error is not None or tools is None or not calls or control.stopped:
                 return error
-            if reply.bound is not None:
+            if reply.bound is not None or tools.stopped:  # calls past the limit, once answered
                 return None
             await self._run_tools(reply, tools, sink, control)
             if control.stopped:

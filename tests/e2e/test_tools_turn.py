@@ -12,9 +12,11 @@ from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import MessageContent, Status
+from bot.notices import Code
 from bot.telegram.app import BotRuntime
 from bot.tools.builtins import current_time, fetch_url
 from bot.tools.loop import LIMIT_TEXT
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from emulators.openai_tools import ScriptedCall, ToolCallsReply
@@ -289,3 +291,17 @@ async def test_a_generated_image_is_sent_as_a_photo(
     assert body["prompt"] == "a lighthouse"
     result = model.chat_requests()[1]["messages"][-1]
     assert result["tool_call_id"] == "call_img" and not result["content"].startswith("Error")
+
+
+async def test_a_model_that_keeps_calling_past_the_limit_is_not_asked_forever(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    settings = make_settings(builtin_tools="current_time", tools_max_steps=1)
+    again = ScriptedCall("current_time", "{}", id="call_again")
+    model.enqueue(
+        ToolCallsReply(calls=[TOKYO]), ToolCallsReply(calls=[BERLIN]), ToolCallsReply(calls=[again])
+    )
+    async with BotRuntime(settings):
+        telegram.send_text(ALICE, QUESTION)
+        await telegram.wait_for(lambda: shows(telegram, ALICE, render(Code.EMPTY_REPLY)), 20)
+    assert len(model.chat_requests()) == 3, "one round to answer the limit, then the turn ends"
