@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.llm.bodies import chat_body, responses_body
-from bot.llm.endpoint import Endpoint, PromptTemplate
+from bot.llm.endpoint import Endpoint, PromptTemplate, endpoints
 from bot.llm.types import ChatMessage, ChatRequest
 from bot.tool_config import McpServerConfig
 from bot.tools.builtins.address_guard import AddressGuard, AddressRefused, is_public
@@ -72,7 +72,9 @@ def test_request_tools_have_each_apis_shape_and_honour_a_chats_choice() -> None:
         "parameters": {"type": "object", "properties": {}},
     }
     completions = dataclasses.replace(endpoint, api="completions")
-    assert "tools" not in chat_body(request, completions), "completions mode has no tools"
+    assert not completions.supports_tools, "completions mode has no function calling"
+    without = dataclasses.replace(endpoint, tools=False)  # a profile's "tools": false
+    assert not without.supports_tools and "tools" not in chat_body(request, without)
     with pytest.raises(ValueError, match="twice"):
         registry.add(ToolSpec("a_tool", "again"), Nothing())
 
@@ -207,3 +209,14 @@ def test_html_to_text_keeps_the_reading_and_drops_the_rest() -> None:
     )
     assert title == "A page"
     assert text == "Title\n\nOne two & three\n\nNext rel"
+
+
+def test_a_profile_can_say_its_backend_has_no_tools() -> None:
+    settings = Settings(
+        telegram_bot_token="123:abc",
+        _env_file=None,  # type: ignore[call-arg]
+        model_profiles='{"plain": {"model": "m", "tools": false}, "think": {"model": "o4-mini"}}',
+    )
+    found = endpoints(settings)
+    assert not found["plain"].supports_tools
+    assert found["think"].supports_tools and found["default"].supports_tools
