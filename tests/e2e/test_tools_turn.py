@@ -238,7 +238,8 @@ async def test_completions_mode_offers_no_tools(
     make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
 ) -> None:
     model.enqueue("Hi there.")
-    async with BotRuntime(make_settings(openai_api="completions")):
+    settings = make_settings(openai_api="completions", builtin_tools="current_time")
+    async with BotRuntime(settings):
         telegram.send_text(ALICE, "Hello")
         await telegram.wait_for(lambda: shows(telegram, ALICE, "Hi there."), timeout=15)
     [body] = model.bodies("/v1/completions")
@@ -248,7 +249,7 @@ async def test_completions_mode_offers_no_tools(
 async def test_tools_can_be_turned_off(
     make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
 ) -> None:
-    async with BotRuntime(make_settings(tools_enabled=False)):
+    async with BotRuntime(make_settings(tools_enabled=False, builtin_tools="current_time")):
         await ask(telegram, ALICE, "Hello")
     assert "tools" not in model.chat_requests()[0]
 
