@@ -28,6 +28,7 @@ from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
 from bot.runtime.ratelimit import ChatRateLimiter
 from bot.runtime.update_gate import UpdateGate
 from bot.runtime.web import HttpServer, Readiness, WebhookReceiver, web_app
+from bot.telegram import routes
 from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
@@ -83,10 +84,13 @@ def build_application(
     )
     app = ApplicationBuilder().bot(bot).concurrent_updates(ordering).build()
     ordering.process_earlier = app.process_update
-    handlers.register(app)
-    AdminHandlers(settings, sessions, runner, access).register(app)
-    UserDataHandlers(sessions).register(app)
-    SupergroupHandlers(sessions).register(app)
+    routes.register(
+        app,
+        handlers,
+        AdminHandlers(settings, sessions, runner, access),
+        UserDataHandlers(sessions),
+        SupergroupHandlers(sessions),
+    )
     return app
 
 
