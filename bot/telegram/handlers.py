@@ -10,15 +10,7 @@ from typing import Any
 
 from telegram import BotCommandScopeChat, Chat, Message, Update
 from telegram.constants import ChatType, MessageEntityType
-from telegram.ext import (
-    Application,
-    ApplicationHandlerStop,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    TypeHandler,
-    filters,
-)
+from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 from bot.access import Access, Verdict
 from bot.config import Settings
@@ -94,21 +86,6 @@ class ChatHandlers:
         self._access = access
         self.confirmations = ToolConfirmations(settings.tools_confirm_seconds)
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
-
-    def register(self, app: AnyApplication) -> None:
-        new_messages = filters.UpdateType.MESSAGE
-        app.add_handler(TypeHandler(Update, self.gate), group=-1)
-        app.add_handler(CommandHandler("start", self.start, filters=new_messages))
-        app.add_handler(CommandHandler("help", self.help, filters=new_messages))
-        app.add_handler(CommandHandler("reset", self.reset, filters=new_messages))
-        app.add_handler(CommandHandler("stop", self.stop, filters=new_messages))
-        app.add_handler(CommandHandler("retry", self.retry, filters=new_messages))
-        # "/memory chat|user" (with arguments) is the admin command; bare /memory is this one.
-        app.add_handler(CommandHandler("memory", self.memory, filters=new_messages, has_args=False))
-        app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, self.text))
-        app.add_handler(MessageHandler(new_messages & ~filters.TEXT, self.unsupported))
-        self.confirmations.register(app)
-        app.add_error_handler(self.on_error)
 
     async def gate(self, update: Update, context: Context) -> None:
         """Stop updates from users who may not use the bot: blocked ones silently."""

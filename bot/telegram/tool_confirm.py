@@ -17,7 +17,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes, ExtBot
+from telegram.ext import ContextTypes, ExtBot
 
 from bot.parts import ToolCallPart
 from bot.tools.loop import argument_preview
@@ -45,9 +45,6 @@ class ToolConfirmations:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._open: dict[str, _Question] = {}
-
-    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        app.add_handler(CallbackQueryHandler(self.on_tap, pattern=f"^{PREFIX}"))
 
     async def ask(
         self,

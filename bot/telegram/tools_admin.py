@@ -11,12 +11,11 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 
 from bot.access import Access
 from bot.config import Settings
 from bot.db import admin_store, store
-from bot.telegram.handlers import AnyApplication, Context, chat_info
+from bot.telegram.handlers import Context, chat_info
 from bot.tools.toolbox import Toolbox
 
 PREFIX = "tools:"
@@ -41,11 +40,6 @@ class ToolsAdmin:
         self._sessions = sessions
         self._access = access
         self._toolbox = toolbox
-
-    def register(self, app: AnyApplication) -> None:
-        command = CommandHandler("tools", self.command, filters.UpdateType.MESSAGE)
-        app.add_handler(command)
-        app.add_handler(CallbackQueryHandler(self.tap, pattern=f"^{PREFIX}"))
 
     def _names(self) -> list[str]:
         return self._toolbox.names() if self._toolbox is not None else []
