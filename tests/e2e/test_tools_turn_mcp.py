@@ -175,3 +175,19 @@ async def test_admins_turn_tools_off_per_chat_with_buttons(
     assert [t["function"]["name"] for t in alice["tools"]] == ["current_time"]
     assert [t["function"]["name"] for t in bob["tools"]] == ["current_time", "fetch_url"]
     assert [t["function"]["name"] for t in alice_again["tools"]] == ["current_time", "fetch_url"]
+
+
+async def test_a_dead_mcp_server_leaves_the_bot_and_its_other_tools_working(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    dead = {"name": "dead", "command": str(ROOT / "no-such-mcp-server")}
+    settings = make_settings(builtin_tools="current_time", mcp_servers=[dead])
+    model.enqueue(ToolCallsReply(calls=[ScriptedCall("dead__search", "{}", id="c")]), "Hm.")
+    async with BotRuntime(settings) as runtime:
+        assert runtime.toolbox is not None
+        assert runtime.toolbox.mcp.states()["dead"] != "ready"
+        telegram.send_text(ALICE, "Search")
+        await telegram.wait_for(lambda: shows(telegram, ALICE, "Hm."), 20)
+    first, second = model.chat_requests()
+    assert [t["function"]["name"] for t in first["tools"]] == ["current_time"]
+    assert "unknown tool 'dead__search'" in second["messages"][-1]["content"]
