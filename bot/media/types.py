@@ -1,4 +1,4 @@
-"""The typed interface of bot/media: an attachment in, stored parts and prompt parts out.
+"""The typed interface of bot/media: an attachment in, `bot.parts` parts (to store and send) out.
 
 MediaError
 ├── DownloadError        getFile or the file download failed (codes: too_big, not_found, ...)
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from bot.errors import BotError
+from bot.parts import Part
 
 AttachmentKind = Literal[
     "photo", "image", "voice", "audio", "video_note", "video", "document", "unsupported"
 ]
-PartKind = Literal["text", "image", "transcript", "document"]
-#: JSON-serialisable values of a part's `data` (what a content-parts table keeps as JSON).
+#: The values of an error or a note (JSON-serialisable, for the frontend's sentence).
 DataValue = str | int | float | bool | None
 
 # Error codes (stable: frontends map them to sentences, tests assert them).
@@ -85,24 +85,6 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
-class Part:
-    """One ordered part of a stored message, shaped like a row of a content-parts table.
-
-    `text` is the text form (caption, transcript, extracted text, or an image's description
-    placeholder), always present so a text-only prompt and search can use it; `blob` holds
-    an image's downscaled bytes; `token_count` is the cost of what is sent to the model (the
-    image itself for an image part), `text_tokens` the cost of the text form alone.
-    """
-
-    kind: PartKind
-    text: str
-    token_count: int
-    text_tokens: int
-    data: Mapping[str, DataValue] = field(default_factory=dict)
-    blob: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Note:
     """Something the user should be told about a prepared attachment."""
 
@@ -123,10 +105,12 @@ class Prepared:
 
     @property
     def token_count(self) -> int:
-        return sum(part.token_count for part in self.parts)
+        return sum(part.tokens for part in self.parts)
 
 
 class TextCounter(Protocol):
-    """Counts the tokens of a text for the profile's model (bot.llm.tokens.TokenCounter)."""
+    """Counts tokens for the profile's model (bot.llm.tokens.TokenCounter)."""
 
     def count_text(self, text: str) -> int: ...
+
+    def count_part(self, part: Part) -> int: ...

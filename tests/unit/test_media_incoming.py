@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.llm.image_tokens import sees_images
 from bot.media import attachment_from_message
-from bot.media.options import ModelTarget, sees_images
+from bot.media.options import ModelTarget
 
 
 def test_photo_takes_the_largest_size_and_the_caption() -> None:
