@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.db import admin_store
+from bot.notices import Code, Notice
 
 
 class Verdict(enum.Enum):
@@ -43,8 +44,8 @@ class Access:
             return Verdict.DENIED
         return Verdict.ALLOWED
 
-    async def quota_problem(self, user_id: int) -> str | None:
-        """A sentence for a user over the rate limit or the daily token quota; None if fine."""
+    async def quota_problem(self, user_id: int) -> Notice | None:
+        """Why a user may not chat now (over the rate limit or the daily quota); None if fine."""
         s = self._settings
         if self.is_admin(user_id) or not (s.rate_limit_per_minute or s.daily_token_quota):
             return None
@@ -55,16 +56,10 @@ class Access:
                     session, user_id, now - timedelta(minutes=1)
                 )
                 if recent >= s.rate_limit_per_minute:
-                    return (
-                        f"You're sending messages too fast (limit: {s.rate_limit_per_minute} per "
-                        "minute). Please wait a minute and try again."
-                    )
+                    return Notice(Code.TOO_FAST, {"limit": s.rate_limit_per_minute})
             if s.daily_token_quota:
                 midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
                 used = await admin_store.tokens_since(session, user_id, midnight)
                 if used >= s.daily_token_quota:
-                    return (
-                        f"You've used today's quota of {s.daily_token_quota} tokens. "
-                        "It resets at midnight UTC."
-                    )
+                    return Notice(Code.QUOTA_USED, {"limit": s.daily_token_quota})
         return None

@@ -15,13 +15,17 @@ import time
 from typing import TextIO
 
 from bot.config import Settings, load_settings
+from bot.conversation import Incoming
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.errors import ConfigError
 from bot.llm.backends import Backends
+from bot.notices import Notice
+from bot.reply_sink import Final, ReplyEvent
 from bot.runtime.http_transport import model_http_client
-from bot.turn import Incoming, TurnRunner
+from bot.turn import TurnRunner
 from bot.values import ChatInfo, UserInfo
+from bot.wording import appended, render
 
 CONSOLE_CHAT = 0  # Telegram never uses chat id 0
 # The console never talks to Telegram, so a bot token is not needed to try a backend.
@@ -39,18 +43,19 @@ class ConsoleSink:
     async def begin(self) -> None:
         self._shown = ""
 
-    def push(self, text: str, reasoning: str = "") -> None:
+    def show(self, event: ReplyEvent) -> None:
         """Stream the answer; with SHOW_REASONING, the thinking until the answer starts."""
+        text, reasoning = event.text, event.reasoning
         self._write(text or (f"[thinking] {reasoning}" if reasoning else ""))
 
-    async def finish(self, text: str, reasoning: str = "") -> list[int]:
-        self._write(text)
+    async def finish(self, final: Final) -> list[int]:
+        self._write(appended(final.text, final.notice))
         self._out.write("\n")
         self._out.flush()
         return []
 
-    async def say(self, text: str) -> None:
-        self._out.write(text + "\n")
+    async def say(self, notice: Notice) -> None:
+        self._out.write(render(notice) + "\n")
         self._out.flush()
 
     def _write(self, text: str) -> None:
@@ -103,7 +108,7 @@ async def run_console(
             if not line or text == "/quit":
                 return
             if text == "/reset":
-                await runner.reset(chat, user)
+                await runner.conversations.reset(chat, user)
                 stdout.write("(new conversation)\n")
             elif text:
                 await runner.run(Incoming(chat, user, text, next(ids)), sink)

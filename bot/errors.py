@@ -33,8 +33,8 @@ class StorageError(BotError):
 class LLMError(BotError):
     """The model endpoint failed."""
 
-    #: One sentence a chat user understands.
-    user_message = "The language model is unavailable right now. Please try again in a moment."
+    #: What went wrong, as a code the frontend puts into words (`bot.wording`).
+    problem = "llm_unavailable"
     #: Whether trying the same request again may succeed.
     retryable = False
 
@@ -42,21 +42,21 @@ class LLMError(BotError):
 class LLMConnectionError(LLMError):
     """Could not connect, or the connection broke mid-answer."""
 
-    user_message = "I couldn't reach the language model. Please try again in a moment."
+    problem = "llm_unreachable"
     retryable = True
 
 
 class LLMTimeoutError(LLMError):
     """The server sent nothing within the read timeout."""
 
-    user_message = "The language model took too long to answer. Please try again."
+    problem = "llm_timeout"
     # Not retried: the user has already waited a whole read timeout.
 
 
 class LLMProtocolError(LLMError):
     """The server answered with something that is not the chat/completions API."""
 
-    user_message = "The language model sent a reply I couldn't read. Please try again."
+    problem = "llm_unreadable"
 
 
 class LLMStatusError(LLMError):
@@ -77,26 +77,26 @@ class LLMStatusError(LLMError):
 
 
 class LLMAuthError(LLMStatusError):
-    user_message = "The language model refused the bot's API key. Please tell the bot's admin."
+    problem = "llm_auth"
 
 
 class LLMNotFoundError(LLMStatusError):
-    user_message = "The configured model does not exist on the server. Please tell the bot's admin."
+    problem = "llm_not_found"
 
 
 class LLMBadRequestError(LLMStatusError):
-    user_message = "The language model rejected the request. Please tell the bot's admin."
+    problem = "llm_bad_request"
 
 
 class ContextLengthError(LLMBadRequestError):
-    user_message = "The conversation is too long for the model. Try /reset to start fresh."
+    problem = "context_length"
 
 
 class LLMRateLimitError(LLMStatusError):
-    user_message = "The language model is rate-limited right now. Please try again in a minute."
+    problem = "llm_rate_limited"
     retryable = True
 
 
 class LLMServerError(LLMStatusError):
-    user_message = "The language model is having trouble right now. Please try again in a moment."
+    problem = "llm_server"
     retryable = True

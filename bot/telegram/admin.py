@@ -85,7 +85,7 @@ class AdminHandlers:
     async def cmd_prompt(self, message: Message, args: list[str], rest: str, actor: int) -> str:
         async with self._sessions() as session:
             chat = await self._chat_row(session, message)
-            config = await self._runner.chat_config(session, chat)
+            config = await self._runner.conversations.chat_config(session, chat)
             await session.commit()
         return f"System prompt ({config.prompt_source}):\n{config.system_prompt or '(empty)'}"
 

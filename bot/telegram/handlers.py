@@ -21,12 +21,16 @@ from telegram.ext import (
 
 from bot.access import Access, Verdict
 from bot.config import Settings
+from bot.conversation import Incoming
+from bot.model_step import TurnControl
 from bot.prompt.recall import Remembered
+from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
-from bot.turn import Incoming, Outcome, ReplySink, TurnControl, TurnRunner
+from bot.turn import Outcome, TurnRunner
 from bot.values import ChatInfo, UserInfo
+from bot.wording import render
 
 logger = logging.getLogger(__name__)
 
@@ -142,14 +146,16 @@ class ChatHandlers:
         """Start a new conversation; the old one stays stored."""
         assert update.effective_message is not None
         message = update.effective_message
-        await self._runner.reset(_chat_info(update), _user_info(update), topic(message))
+        await self._runner.conversations.reset(
+            _chat_info(update), _user_info(update), topic(message)
+        )
         await message.reply_text(RESET_DONE)
 
     async def memory(self, update: Update, context: Context) -> None:
         """Show what the bot remembers here: the summary and how many recent messages fit."""
         message = update.effective_message
         assert message is not None
-        found = await self._runner.remembered(
+        found = await self._runner.conversations.remembered(
             _chat_info(update), _user_info(update), topic(message)
         )
         await message.reply_text(describe_memory(found))
@@ -171,7 +177,9 @@ class ChatHandlers:
         user = _user_info(update)
         if not await self._within_quota(message, user.id):
             return
-        stored = await self._runner.last_question(_chat_info(update), user, topic(message))
+        stored = await self._runner.conversations.last_question(
+            _chat_info(update), user, topic(message)
+        )
         if stored is None:
             await message.reply_text(NOTHING_TO_RETRY)
             return
@@ -237,7 +245,7 @@ class ChatHandlers:
     async def _within_quota(self, message: Message, user_id: int) -> bool:
         problem = await self._access.quota_problem(user_id)
         if problem is not None:
-            await message.reply_text(problem)
+            await message.reply_text(render(problem))
         return problem is None
 
     def skips_queue(self, update: Update) -> bool:

@@ -22,11 +22,15 @@ from bot.config import Settings
 from bot.db import store
 from bot.db.models import Status
 from bot.db.store import Unfinished
+from bot.model_step import TurnControl
+from bot.notices import Code, Notice
 from bot.reply_bounds import ReplyBounds
+from bot.reply_sink import Final
 from bot.telegram.ordering import ChatOrderedUpdateProcessor
 from bot.telegram.streamer import TelegramReply
-from bot.turn import RESTART_NOTICE, TurnControl, TurnRunner
+from bot.turn import TurnRunner
 from bot.values import UserInfo
+from bot.wording import appended
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +124,12 @@ class Settlement:
 
     async def notify(self, reply: Unfinished) -> None:
         """End the shown reply with the stored text and the notice (through the rate limiter)."""
-        text = f"{reply.content}\n\n{RESTART_NOTICE}" if reply.content.strip() else RESTART_NOTICE
+        final = Final(reply.content, notice=Notice(Code.RESTARTED))
         logger.info("chat %s: marking reply %s interrupted", reply.chat_id, reply.id)
         sink = self._reply(reply)
-        sink.resume(reply.telegram_ids, text)
+        sink.resume(reply.telegram_ids, appended(final.text, final.notice))
         try:
-            ids = await sink.finish(text)  # failures (deleted, blocked) are logged there
+            ids = await sink.finish(final)  # failures (deleted, blocked) are logged there
         except Exception:  # one chat's trouble must not stop the start-up
             logger.exception("chat %s: could not mark an interrupted reply", reply.chat_id)
             return
@@ -138,7 +142,7 @@ class Settlement:
     async def answer_again(self, reply: Unfinished) -> None:
         """Answer the question anew, replying to the original Telegram message."""
         assert reply.question_id is not None
-        stored = await self._runner.question(reply.question_id)
+        stored = await self._runner.conversations.question(reply.question_id)
         if stored is None:
             logger.warning("chat %s: the question of reply %s is gone", reply.chat_id, reply.id)
             async with self._sessions.begin() as session:

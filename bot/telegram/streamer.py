@@ -29,8 +29,11 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
+from bot.notices import Notice
+from bot.reply_sink import Final, ReplyEvent
 from bot.runtime.ratelimit import RateLimitArgs, retry_seconds
 from bot.telegram.render import Part, render_markdown, render_plain, with_reasoning
+from bot.wording import appended, render
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ MessagesShown = Callable[[Sequence[int]], Awaitable[None]]
 
 
 class TelegramReply:
-    """Shows one streamed reply in a chat; implements `bot.turn.ReplySink`."""
+    """Shows one streamed reply in a chat; implements `bot.reply_sink.ReplySink`."""
 
     def __init__(
         self,
@@ -92,8 +95,9 @@ class TelegramReply:
         """Call `on_message` with the message ids whenever a new message of the reply exists."""
         self._on_message = on_message
 
-    def messages_for(self, text: str) -> int:
-        """How many Telegram messages `text` takes once shown in full."""
+    def messages_for(self, text: str, notice: Notice | None = None) -> int:
+        """How many Telegram messages `text` (and the notice after it) takes once shown."""
+        text = appended(text, notice)
         return len(render_plain(text) if self._plain else render_markdown(text, final=True))
 
     def resume(self, message_ids: Sequence[int], text: str) -> None:
@@ -109,14 +113,15 @@ class TelegramReply:
     async def begin(self) -> None:
         self._typing = asyncio.create_task(self._keep_typing())
 
-    def push(self, text: str, reasoning: str = "") -> None:
+    def show(self, event: ReplyEvent) -> None:
+        text, reasoning = event.text, event.reasoning
         self._latest, self._reasoning = text, reasoning
         self._wake.set()
         if self._flusher is None and (text.strip() or reasoning.strip()):
             self._start_flusher()
 
-    async def finish(self, text: str, reasoning: str = "") -> list[int]:
-        self._latest, self._reasoning = text, reasoning
+    async def finish(self, final: Final) -> list[int]:
+        self._latest, self._reasoning = appended(final.text, final.notice), final.reasoning
         self._final = True
         self._wake.set()
         self._finishing.set()
@@ -126,8 +131,9 @@ class TelegramReply:
         await self._flusher
         return self.message_ids
 
-    async def say(self, text: str) -> None:
+    async def say(self, notice: Notice) -> None:
         self._stop_typing()
+        text = render(notice)
         await self._call_until_done(lambda: self._send(Part(text), self._reply_to))
 
     async def close(self) -> None:

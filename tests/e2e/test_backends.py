@@ -11,8 +11,9 @@ from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Status
 from bot.db.models import Usage as UsageRow
 from bot.errors import LLMBadRequestError
+from bot.notices import Code, Notice
 from bot.telegram.app import BotRuntime
-from bot.turn import CUT_BY_LIMIT_NOTICE, INTERRUPTED_NOTICE
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
@@ -124,7 +125,7 @@ async def test_a_wrong_azure_api_version_is_reported_not_retried(
     )
     async with BotRuntime(settings):
         telegram.send_text(ALICE, "hello")
-        await telegram.wait_for(lambda: shows(telegram, ALICE, LLMBadRequestError.user_message))
+        await telegram.wait_for(lambda: shows(telegram, ALICE, render(LLMBadRequestError.problem)))
     assert len(model.requests) == 1
 
 
@@ -212,13 +213,13 @@ async def test_responses_mode_shows_a_cut_reply_and_a_failed_one(
     async with BotRuntime(make_settings(openai_api="responses")):
         telegram.send_text(ALICE, "story")
         await telegram.wait_for(
-            lambda: shows(telegram, ALICE, f"A long story\n\n{CUT_BY_LIMIT_NOTICE}")
+            lambda: shows(telegram, ALICE, f"A long story\n\n{render(Code.CUT_BY_LIMIT)}")
         )
         telegram.send_text(ALICE, "again")
-        notice = INTERRUPTED_NOTICE.format(reason=LLMBadRequestError.user_message)
+        notice = render(Notice(Code.INTERRUPTED, {"reason": LLMBadRequestError.problem}))
         await telegram.wait_for(lambda: shows(telegram, ALICE, f"Half of\n\n{notice}"))
         telegram.send_text(ALICE, "once more")
-        await telegram.wait_for(lambda: shows(telegram, ALICE, LLMBadRequestError.user_message))
+        await telegram.wait_for(lambda: shows(telegram, ALICE, render(LLMBadRequestError.problem)))
     statuses = [m.status for m in await stored_messages(database_url, ALICE) if m.role != "user"]
     assert statuses == [Status.COMPLETE, Status.INTERRUPTED, Status.FAILED]
 

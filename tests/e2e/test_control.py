@@ -8,13 +8,16 @@ from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import MessageDelivery, Status
+from bot.notices import Code
 from bot.telegram.app import BotRuntime
 from bot.telegram.handlers import BUSY, HELP, NOTHING_TO_RETRY, NOTHING_TO_STOP
-from bot.turn import STOPPED_NOTICE
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages, texts
+
+STOPPED_NOTICE = render(Code.STOPPED)
 
 ALICE = 1001
 SLOW = " ".join(f"w{i}" for i in range(200))

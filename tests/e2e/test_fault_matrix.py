@@ -21,8 +21,9 @@ from bot.errors import (
     LLMServerError,
     LLMTimeoutError,
 )
+from bot.notices import Code, Notice
 from bot.telegram.app import BotRuntime
-from bot.turn import INTERRUPTED_NOTICE
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
@@ -58,11 +59,11 @@ async def assert_next_turn_remembers_the_fault(
 
 
 BEFORE_TEXT = {
-    "429-retry-after": (Reply(status=429, retry_after=0.1), LLMRateLimitError.user_message),
-    "500": (Reply(status=500), LLMServerError.user_message),
-    "503": (Reply(status=503), LLMServerError.user_message),
-    "malformed-json": (Reply(text=PARTIAL, malformed_after=0), LLMProtocolError.user_message),
-    "cut-before-text": (Reply(text=PARTIAL, cut_after=0), LLMConnectionError.user_message),
+    "429-retry-after": (Reply(status=429, retry_after=0.1), render(LLMRateLimitError.problem)),
+    "500": (Reply(status=500), render(LLMServerError.problem)),
+    "503": (Reply(status=503), render(LLMServerError.problem)),
+    "malformed-json": (Reply(text=PARTIAL, malformed_after=0), render(LLMProtocolError.problem)),
+    "cut-before-text": (Reply(text=PARTIAL, cut_after=0), render(LLMConnectionError.problem)),
 }
 
 
@@ -102,7 +103,7 @@ async def test_a_fault_after_some_text_keeps_it_as_interrupted_and_other_chats_g
     async with BotRuntime(make_settings(openai_timeout=1.0)):
         telegram.send_text(ALICE, TRIGGER)
         await ask(telegram, BOB, "meanwhile")
-        notice = INTERRUPTED_NOTICE.format(reason=getattr(error, "user_message", ""))
+        notice = render(Notice(Code.INTERRUPTED, {"reason": getattr(error, "problem", "")}))
         await telegram.wait_for(lambda: any(t.endswith(notice) for t in texts(telegram, ALICE)))
         [shown] = texts(telegram, ALICE)
         partial = shown.removesuffix(notice).strip()
@@ -124,7 +125,7 @@ async def test_a_refused_connection_is_explained_and_the_model_coming_back_is_us
     await model.stop()  # nothing listens on the port: connections are refused
     telegram.send_text(ALICE, TRIGGER)
     await telegram.wait_for(
-        lambda: texts(telegram, ALICE) == [LLMConnectionError.user_message], timeout=20
+        lambda: texts(telegram, ALICE) == [render(LLMConnectionError.problem)], timeout=20
     )
     await model.start(port)
     await assert_next_turn_remembers_the_fault(telegram, model, database_url, Status.FAILED)

@@ -11,8 +11,9 @@ from bot.errors import (
     LLMServerError,
     LLMTimeoutError,
 )
+from bot.notices import Code
 from bot.telegram.app import BotRuntime
-from bot.turn import CUT_BY_LIMIT_NOTICE, EMPTY_REPLY
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
@@ -25,9 +26,9 @@ BOB = 2002
 @pytest.mark.parametrize(
     ("fault", "attempts", "explained"),
     [
-        (Reply(status=401), 1, LLMAuthError.user_message),
-        (Reply(status=404), 1, LLMNotFoundError.user_message),
-        (Reply(status=500), 3, LLMServerError.user_message),  # retried twice, then explained
+        (Reply(status=401), 1, render(LLMAuthError.problem)),
+        (Reply(status=404), 1, render(LLMNotFoundError.problem)),
+        (Reply(status=500), 3, render(LLMServerError.problem)),  # retried twice, then explained
     ],
     ids=["bad-key", "unknown-model", "server-error"],
 )
@@ -92,7 +93,7 @@ async def test_a_model_that_hangs_times_out_with_a_clear_message(
     model.enqueue(Reply(hang_before_headers=True))
     async with BotRuntime(make_settings(openai_timeout=0.5)):
         telegram.send_text(ALICE, "hello?")
-        await telegram.wait_for(lambda: texts(telegram, ALICE) == [LLMTimeoutError.user_message])
+        await telegram.wait_for(lambda: texts(telegram, ALICE) == [render(LLMTimeoutError.problem)])
         await ask(telegram, ALICE, "still there?")
 
 
@@ -109,7 +110,7 @@ async def test_an_empty_reply_is_explained(
 ) -> None:
     model.enqueue(Reply(text=""))
     telegram.send_text(ALICE, "say nothing")
-    await telegram.wait_for(lambda: texts(telegram, ALICE) == [EMPTY_REPLY])
+    await telegram.wait_for(lambda: texts(telegram, ALICE) == [render(Code.EMPTY_REPLY)])
 
 
 async def test_a_reply_cut_by_the_token_limit_says_so(
@@ -118,7 +119,7 @@ async def test_a_reply_cut_by_the_token_limit_says_so(
     model.enqueue(Reply(text="Half an answer", finish_reason="length"))
     telegram.send_text(ALICE, "long question")
     await telegram.wait_for(
-        lambda: shows(telegram, ALICE, f"Half an answer\n\n{CUT_BY_LIMIT_NOTICE}")
+        lambda: shows(telegram, ALICE, f"Half an answer\n\n{render(Code.CUT_BY_LIMIT)}")
     )
 
 

@@ -24,11 +24,14 @@ from sqlalchemy import func, select
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Message, MessageDelivery, Status, UpdateLog
-from bot.turn import RESTART_NOTICE
+from bot.notices import Code
 from bot.values import Role
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.e2e.test_restart import bot_environment, bot_process
+
+RESTART_NOTICE = render(Code.RESTARTED)
 
 CHATS = (3001, 3002, 3003, 3004)
 KILLS = int(os.environ.get("KILL_TEST_KILLS", "20"))

@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from bot.config import describe_validation_error
 from bot.db.models import Message, Status
+from bot.model_step import BOUND_CODES
 from bot.reply_bounds import Bound, ReplyBounds
 from bot.telegram.app import BotRuntime
-from bot.turn import BOUND_NOTICES
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
@@ -60,7 +61,7 @@ async def test_an_endless_stream_stops_at_the_length_bound_and_closes_the_stream
 ) -> None:
     endless = Reply(text=WORDS, chunk_chars=16, chunk_delay=0.002, endless=True)
     model.enqueue(endless)
-    notice = BOUND_NOTICES[Bound.LENGTH]
+    notice = render(BOUND_CODES[Bound.LENGTH])
     async with BotRuntime(make_settings(max_reply_chars=3_000)):
         telegram.send_text(ALICE, "talk for ever")
         await telegram.wait_for(lambda: ends_with(telegram, notice), timeout=30)
@@ -84,7 +85,7 @@ async def test_one_huge_delta_is_cut_before_it_is_shown_and_paced(
     model.enqueue(Reply(text=huge, chunk_chars=len(huge), ignore_max_tokens=True))
     settings = make_settings()
     bounds = ReplyBounds.of(settings, settings.max_reply_tokens)
-    notice = BOUND_NOTICES[Bound.LENGTH]
+    notice = render(BOUND_CODES[Bound.LENGTH])
     async with BotRuntime(settings):
         telegram.send_text(ALICE, "one megabyte, please")
         await telegram.wait_for(lambda: ends_with(telegram, notice), timeout=60)
@@ -104,7 +105,7 @@ async def test_a_reply_stops_at_the_message_bound(
     database_url: str,
 ) -> None:
     model.enqueue(Reply(text=WORDS, chunk_chars=40, chunk_delay=0.002, endless=True))
-    notice = BOUND_NOTICES[Bound.MESSAGES]
+    notice = render(BOUND_CODES[Bound.MESSAGES])
     async with BotRuntime(make_settings(max_reply_chars=100_000, max_reply_messages=2)):
         telegram.send_text(ALICE, "a long one")
         await telegram.wait_for(lambda: ends_with(telegram, notice), timeout=60)
@@ -122,7 +123,7 @@ async def test_a_reply_stops_at_the_time_bound(
 ) -> None:
     endless = Reply(text=WORDS, chunk_chars=4, chunk_delay=0.1, endless=True)
     model.enqueue(endless)
-    notice = BOUND_NOTICES[Bound.TIME]
+    notice = render(BOUND_CODES[Bound.TIME])
     async with BotRuntime(make_settings(max_reply_seconds=5)):
         telegram.send_text(ALICE, "slowly, for ever")
         await telegram.wait_for(lambda: ends_with(telegram, notice), timeout=30)

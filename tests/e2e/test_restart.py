@@ -19,13 +19,16 @@ from sqlalchemy import select
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Message, MessageDelivery, Status
+from bot.notices import Code
 from bot.telegram.app import BotRuntime
-from bot.turn import RESTART_NOTICE
 from bot.values import Role
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator, ChatMessage
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import ask, shows, stored_messages
+
+RESTART_NOTICE = render(Code.RESTARTED)
 
 ALICE = 1001
 BOB = 2002

@@ -15,6 +15,7 @@ import pytest
 from bot.errors import LLMServerError
 from bot.logs import QUIET
 from bot.telegram.app import BotRuntime
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
@@ -68,7 +69,7 @@ async def test_a_full_session_logged_at_debug_never_contains_the_token_or_the_ap
         await ask(telegram, ALICE, "hello")
         model.enqueue(*[Reply(status=500)] * 3)  # an error the user is told about
         telegram.send_text(ALICE, "fail please")
-        await telegram.wait_for(lambda: LLMServerError.user_message in texts(telegram, ALICE))
+        await telegram.wait_for(lambda: render(LLMServerError.problem) in texts(telegram, ALICE))
         telegram.fail_next(
             "sendMessage", status=429, description="Too Many Requests: retry after 1", retry_after=1
         )

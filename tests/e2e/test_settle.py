@@ -14,15 +14,18 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.models import Message, MessageDelivery, Status
+from bot.notices import Code
 from bot.telegram.app import BotRuntime
-from bot.turn import RESTART_NOTICE
 from bot.values import Role
+from bot.wording import render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply
 from tests.conftest import SettingsFactory
 from tests.e2e.chat import shows, stored_messages
 from tests.e2e.test_restart import STORY, bot_environment, bot_process
 from tests.e2e.web import webhook_settings
+
+RESTART_NOTICE = render(Code.RESTARTED)
 
 ALICE = 1001
 FORUM = -100777

@@ -11,14 +11,18 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
+from bot.conversation import Incoming
 from bot.db import summaries
 from bot.db.engine import create_engine, create_sessionmaker
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Summary, Usage
 from bot.llm.client import ChatClient
+from bot.notices import Notice
+from bot.reply_sink import Final, ReplyEvent
 from bot.telegram.app import BotRuntime
-from bot.turn import Incoming, Outcome, TurnRunner
+from bot.turn import Outcome, TurnRunner
 from bot.values import ChatInfo, UserInfo
+from bot.wording import appended, render
 from emulators.bot_api import BotAPIEmulator
 from emulators.openai_api import OpenAIEmulator, Reply, is_summary_request, summary_text
 from tests.conftest import SettingsFactory
@@ -79,15 +83,15 @@ class CollectingSink:
     async def begin(self) -> None:
         return None
 
-    def push(self, text: str, reasoning: str = "") -> None:
+    def show(self, event: ReplyEvent) -> None:
         return None
 
-    async def finish(self, text: str, reasoning: str = "") -> list[int]:
-        self.shown.append(text)
+    async def finish(self, final: Final) -> list[int]:
+        self.shown.append(appended(final.text, final.notice))
         return []
 
-    async def say(self, text: str) -> None:
-        self.shown.append(text)
+    async def say(self, notice: Notice) -> None:
+        self.shown.append(render(notice))
 
 
 def check_long_conversation(model: OpenAIEmulator, turns: int, budget: int, window: int) -> None:
