@@ -11,11 +11,11 @@ Errors carry a `code` and `values` (e.g. {"limit_mb": 20}); the frontend renders
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.errors import BotError
+from bot.notices import Notice
 from bot.parts import Part
 
 AttachmentKind = Literal[
@@ -84,12 +84,9 @@ class Attachment:
     source: str = ""  # the Bot API field it came in: photo, voice, document, sticker, poll...
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Something the user should be told about a prepared attachment."""
-
-    code: str  # "truncated", "no_vision", "transcript", "no_caption"
-    values: Mapping[str, DataValue] = field(default_factory=dict)
+#: Something the user should be told about a prepared attachment: "truncated", "no_vision",
+#: "transcript", "no_caption", "skipped", "scanned_as_images" (the frontend words it).
+Note = Notice
 
 
 @dataclass(frozen=True, slots=True)

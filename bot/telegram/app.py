@@ -22,6 +22,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.llm.backends import Backends
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
+from bot.media import MediaProcessor, media_processor
 from bot.model_profile import DEFAULT_PROFILE
 from bot.runtime.http_transport import AiohttpTransport, model_http_client
 from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
@@ -54,10 +55,11 @@ def build_application(
     sessions: async_sessionmaker[AsyncSession],
     gate: UpdateGate | None = None,
     poll_request: HTTPXRequest | None = None,
+    media: MediaProcessor | None = None,
 ) -> AnyApplication:
     root = settings.telegram_base_url
     access = Access(settings, sessions)
-    handlers = ChatHandlers(settings, runner, access)
+    handlers = ChatHandlers(settings, runner, access, media)
     ordering = ChatOrderedUpdateProcessor(
         max_queued_per_chat=settings.max_queued_per_chat,
         skips_queue=handlers.skips_queue,
@@ -142,7 +144,9 @@ class BotRuntime:
             advisory_locks=settings.advisory_locks,
             pool_size=settings.database_pool_size,
         )
-        self.app = build_application(settings, runner, sessions, self._gate, self._polling)
+        # Attachments: downloads and transcriptions share the model's HTTP client (closed below).
+        media = media_processor(settings, self._http)
+        self.app = build_application(settings, runner, sessions, self._gate, self._polling, media)
         await self.app.initialize()
         await publish_commands(self.app.bot, settings.admin_user_ids)
         await self.app.start()

@@ -22,10 +22,12 @@ from telegram.ext import (
 from bot.access import Access, Verdict
 from bot.config import Settings
 from bot.conversation import Incoming
+from bot.media import MediaProcessor
 from bot.model_step import TurnControl
 from bot.prompt.recall import Remembered
 from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
+from bot.telegram.attachments import AttachmentHandler
 from bot.telegram.commands import ADMIN_USAGE, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.turn import Outcome, TurnRunner
@@ -85,11 +87,20 @@ def _user_info(update: Update) -> UserInfo:
 class ChatHandlers:
     """The handlers, bound to the services they need."""
 
-    def __init__(self, settings: Settings, runner: TurnRunner, access: Access) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: TurnRunner,
+        access: Access,
+        media: MediaProcessor | None = None,
+    ) -> None:
         self._settings = settings
         self._runner = runner
         self._access = access
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
+        self._attachments = (
+            AttachmentHandler(runner, media, self._turn) if media is not None else None
+        )
 
     def register(self, app: AnyApplication) -> None:
         new_messages = filters.UpdateType.MESSAGE
@@ -249,7 +260,10 @@ class ChatHandlers:
         return problem is None
 
     def skips_queue(self, update: Update) -> bool:
-        """Control commands act on the running turn, so they must not wait behind it."""
+        """Control commands act on the running turn, so they must not wait behind it; an
+        album's later items join its first, already in line."""
+        if self._attachments is not None and self._attachments.albums.joins(update):
+            return True
         text = update.message.text if update.message is not None else None
         if not text or not text.strip():
             return False
@@ -261,11 +275,20 @@ class ChatHandlers:
             await update.effective_message.reply_text(BUSY)
 
     async def unsupported(self, update: Update, context: Context) -> None:
-        """Say clearly that only text is understood (in groups only when addressed)."""
+        """Answer a message that is not text: its attachment as a turn, or why not (in
+        groups only when addressed)."""
         message = update.effective_message
         assert message is not None
-        if self._addressed(message):
+        if not self._addressed(message):
+            if self._attachments is not None:
+                self._attachments.albums.discard(message)  # an album not meant for the bot
+            return
+        if self._attachments is None:
             await message.reply_text(TEXT_ONLY)
+            return
+        user = _user_info(update)
+        if await self._within_quota(message, user.id):
+            await self._attachments.handle(update, context, user)
 
     async def on_error(self, update: object, context: Context) -> None:
         """Log every unexpected error; tell the user something went wrong."""

@@ -1,0 +1,151 @@
+"""Attachments as conversation turns: the real bot against both emulators, on the configured
+database (SQLite, or PostgreSQL with DATABASE_URL): photos, albums, voice, documents, restarts."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bot.config import Settings
+from bot.telegram.app import BotRuntime
+from emulators import media_samples as samples
+from emulators.bot_api import BotAPIEmulator
+from emulators.openai_api import OpenAIEmulator
+from tests.conftest import SettingsFactory
+from tests.e2e.chat import shows, stored_messages, texts
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+CHAT = 501
+VISION_MODEL = "gpt-4o"  # gpt-4o-mini counts an image at ~33×: it would not fit 16k tokens
+
+
+def image_parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The image_url items of a chat/completions body, in order."""
+    return [
+        item
+        for message in body["messages"]
+        if isinstance(message["content"], list)
+        for item in message["content"]
+        if item["type"] == "image_url"
+    ]
+
+
+def decoded(url: str) -> Image.Image:
+    head, _, data = url.partition(",")
+    assert head == "data:image/jpeg;base64"
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+async def answered(telegram: BotAPIEmulator, chat: int, text: str) -> None:
+    await telegram.wait_for(lambda: shows(telegram, chat, text), timeout=15)
+
+
+async def test_screenshot_question_sends_the_image_and_survives_a_restart(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings: Settings = make_settings(model=VISION_MODEL)
+    screenshot = samples.image_bytes(3000, 1500, "PNG")
+    async with BotRuntime(settings):
+        telegram.send_photo(CHAT, screenshot, caption="What does this error say?")
+        await answered(telegram, CHAT, "Echo: What does this error say?")
+    [body] = model.chat_requests()
+    user = body["messages"][-1]
+    assert user["role"] == "user"
+    [image, question] = user["content"]
+    assert question == {"type": "text", "text": "What does this error say?"}
+    assert image["image_url"]["detail"] == "auto"
+    assert decoded(image["image_url"]["url"]).size == (2048, 1024)  # long side ≤ 2048
+    assert telegram.token not in str(body) and "/file/bot" not in str(body)
+    stored = await stored_messages(database_url, CHAT)
+    assert [m.has_parts for m in stored] == [True, False]
+    # After a restart the history is rebuilt from the database: the same image, not Telegram.
+    downloads = len(telegram.files.downloads)
+    async with BotRuntime(settings):
+        telegram.send_text(CHAT, "And how do I fix it?")
+        await answered(telegram, CHAT, "Echo: And how do I fix it?")
+    later = model.chat_requests()[-1]
+    assert image_parts(later) == [image]
+    assert len(telegram.files.downloads) == downloads
+
+
+async def test_album_is_one_turn(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    async with BotRuntime(make_settings(model=VISION_MODEL)):
+        images = [samples.image_bytes(400 + n, 300) for n in range(3)]
+        telegram.send_album(CHAT, images, caption="Which one is best?")
+        await answered(telegram, CHAT, "Echo: Which one is best?")
+        telegram.send_text(CHAT, "Thanks")
+        await answered(telegram, CHAT, "Echo: Thanks")
+    first, second = model.chat_requests()
+    sizes = [decoded(item["image_url"]["url"]).size for item in image_parts(first)]
+    assert sizes == [(400, 300), (401, 300), (402, 300)]
+    assert texts(telegram, CHAT) == ["Echo: Which one is best?", "Echo: Thanks"]
+    assert len(image_parts(second)) == 3  # one stored message holds the album
+
+
+async def test_text_only_model_gets_the_caption_and_the_user_a_note(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    async with BotRuntime(make_settings(model="test-model")):
+        telegram.send_photo(CHAT, samples.image_bytes(800, 600), caption="Nice?")
+        await answered(telegram, CHAT, "Echo: [image: photo, 800×600]\n\nNice?")
+    [body] = model.chat_requests()
+    assert body["messages"][-1]["content"] == "[image: photo, 800×600]\n\nNice?"
+    note = texts(telegram, CHAT)[0]
+    assert note.startswith("(This model can't see images")
+
+
+async def test_voice_note_is_transcribed_quoted_and_answered(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    model.audio.enqueue("remind me to buy milk")
+    async with BotRuntime(make_settings()):
+        telegram.send_voice(CHAT, samples.ogg_opus(), duration=2)
+        await answered(telegram, CHAT, "Echo: remind me to buy milk")
+    quote, answer = telegram.bot_messages(CHAT)
+    assert quote.text == "remind me to buy milk"
+    assert [e["type"] for e in quote.entities] == ["blockquote"]
+    assert answer.text == "Echo: remind me to buy milk"
+    [upload] = model.audio.uploads
+    assert upload.file_name == "voice.ogg" and upload.data == samples.ogg_opus()
+    # (The emulator checks the key on every path: OPENAI_API_KEY went to the same server.)
+    user = (await stored_messages(database_url, CHAT))[0]
+    assert user.content == "remind me to buy milk" and user.has_parts
+
+
+async def test_transcript_hidden_when_show_transcript_is_off(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    model.audio.enqueue("hello there")
+    async with BotRuntime(make_settings(show_transcript=False)):
+        telegram.send_video_note(CHAT, samples.mp4_bytes())
+        await answered(telegram, CHAT, "Echo: hello there")
+    assert texts(telegram, CHAT) == ["Echo: hello there"]
+
+
+async def test_document_without_caption_asks_and_the_next_question_reads_it(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    data = samples.docx_bytes(["Budget 2027", "Travel: 12k"])
+    async with BotRuntime(make_settings()):
+        telegram.send_document(CHAT, data, file_name="plan.docx")
+        await answered(telegram, CHAT, "I've read plan.docx. What should I do with it?")
+        assert model.chat_requests() == []
+        telegram.send_text(CHAT, "How much for travel?")
+        await answered(telegram, CHAT, "Echo: How much for travel?")
+    [body] = model.chat_requests()
+    document, question = body["messages"][-2:]
+    assert document["content"].startswith("[document: plan.docx]\nBudget 2027")
+    assert question["content"] == "How much for travel?"
