@@ -186,7 +186,9 @@ class Settings(BaseSettings):
         None, description="The default profile's model sees images; unset: guess from MODEL."
     )
     transcription_base_url: str = Field(
-        "", description="Root of POST /audio/transcriptions; default: OPENAI_BASE_URL."
+        "",
+        description="Root of POST /audio/transcriptions; default: OPENAI_BASE_URL; `off`: "
+        "recordings are not transcribed.",
     )
     transcription_api_key: SecretStr = Field(
         SecretStr(""),
@@ -271,8 +273,8 @@ class Settings(BaseSettings):
     @field_validator("telegram_base_url", "openai_base_url", "transcription_base_url")
     @classmethod
     def _http_url(cls, value: str, info: ValidationInfo) -> str:
-        if info.field_name == "transcription_base_url" and not value:
-            return value  # OPENAI_BASE_URL (see `transcription`)
+        if info.field_name == "transcription_base_url" and value.lower() in ("", "off"):
+            return value.lower()  # OPENAI_BASE_URL, or none (see `transcription`)
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
@@ -307,6 +309,8 @@ class Settings(BaseSettings):
     def transcription(self) -> tuple[str, str]:
         """(base URL, API key) of the transcription server: OPENAI_API_KEY goes only to
         OPENAI_BASE_URL."""
+        if self.transcription_base_url == "off":
+            return "", ""
         base = self.transcription_base_url or self.openai_base_url
         key = self.transcription_api_key.get_secret_value()
         if not key and base == self.openai_base_url:

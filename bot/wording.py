@@ -45,7 +45,7 @@ SENTENCES: dict[str, str] = {
     ),
     "llm_server": "The language model is having trouble right now. Please try again in a moment.",
     # attachments: bot.media error codes (one line each, the conversation goes on)
-    "too_big": "That file is too big for me: I can take files up to {limit_mb} MB.",
+    "too_big": "That file is too big for me: I can take files up to {limit}.",
     "not_found": "Telegram no longer has that file. Please send it again.",
     "download_failed": "I couldn't download that file from Telegram. Please try again.",
     "corrupt": "I couldn't read that image: the file looks damaged or incomplete.",
@@ -65,8 +65,7 @@ SENTENCES: dict[str, str] = {
         "Please try again or send text."
     ),
     "audio_too_big": (
-        "That recording is too big to transcribe (the limit is {limit_mb} MB). "
-        "Please send a shorter one."
+        "That recording is too big to transcribe (the limit is {limit}). Please send a shorter one."
     ),
     "unsupported_audio": "I couldn't read the audio of that recording (unknown or damaged format).",
     "encrypted": "That PDF is password-protected, so I can't read it. Please send it unlocked.",

@@ -183,10 +183,10 @@ class AttachmentHandler:
         """The one line for an attachment the bot cannot use."""
         values = dict(error.values)
         if error.code == codes.TOO_BIG:
-            return Notice(error.code, {"limit_mb": self._media.files.max_bytes // MB})
+            return Notice(error.code, {"limit": _size(self._media.files.max_bytes)})
         if error.code == codes.AUDIO_TOO_BIG:
             limit = self._media.options.transcription_max_bytes
-            return Notice(error.code, {"limit_mb": limit // MB})
+            return Notice(error.code, {"limit": _size(limit)})
         if error.code == codes.UNSUPPORTED and values.get("kind") in ("document", "image"):
             return Notice("unsupported_file", {"mime": str(values.get("mime") or "unknown")})
         if error.code == codes.EMPTY and isinstance(error, TranscriptionError):
@@ -210,3 +210,7 @@ class AttachmentHandler:
             length = len(quote.encode("utf-16-le")) // 2
             entities.append(MessageEntity(MessageEntityType.BLOCKQUOTE, 0, length))
         await message.reply_text(text[:4096], entities=entities or None)
+
+
+def _size(count: int) -> str:
+    return f"{count // MB} MB" if count >= MB else f"{max(1, count // 1024)} KB"
