@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import func, select
 
 from bot.config import Settings
+from bot.db.engine import create_engine, create_sessionmaker
+from bot.db.models import MessageContent
 from bot.telegram.app import BotRuntime
 from emulators import media_samples as samples
 from emulators.bot_api import BotAPIEmulator
@@ -149,3 +153,69 @@ async def test_document_without_caption_asks_and_the_next_question_reads_it(
     document, question = body["messages"][-2:]
     assert document["content"].startswith("[document: plan.docx]\nBudget 2027")
     assert question["content"] == "How much for travel?"
+
+
+async def test_responses_api_gets_input_image_and_completions_the_placeholder(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    photo = samples.image_bytes(640, 480)
+    async with BotRuntime(make_settings(model=VISION_MODEL, openai_api="responses")) as bot:
+        telegram.send_photo(CHAT, photo, caption="Describe it")
+        await answered(telegram, CHAT, "Echo: Describe it")
+        assert bot.runner is not None
+        factor = bot.runner.recall.calibration.factor(VISION_MODEL)
+    [body] = model.bodies("/v1/responses")
+    [image, question] = body["input"][-1]["content"]
+    assert question == {"type": "input_text", "text": "Describe it"}
+    assert image["type"] == "input_image" and decoded(image["image_url"]).size == (640, 480)
+    assert 0.95 <= factor <= 1.05  # the server's usage agrees with our image count
+    legacy = make_settings(model="gpt-3.5-turbo-instruct", openai_api="completions")
+    async with BotRuntime(legacy):
+        telegram.send_photo(CHAT + 1, photo, caption="And now?")
+        await telegram.wait_for(lambda: len(texts(telegram, CHAT + 1)) == 2, timeout=15)
+    [prompt] = [b["prompt"] for b in model.bodies("/v1/completions")]
+    assert prompt.endswith("User: [image: photo, 640×480]\n\nAnd now?\n\nAssistant:")
+
+
+async def test_export_carries_the_image_and_forget_deletes_it(
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
+) -> None:
+    settings = make_settings(model=VISION_MODEL)
+    async with BotRuntime(settings):
+        telegram.send_photo(CHAT, samples.image_bytes(320, 200), caption="Keep this")
+        await answered(telegram, CHAT, "Echo: Keep this")
+        telegram.send_text(CHAT, "/export")
+        await telegram.wait_for(lambda: len(telegram.calls_for("sendDocument")) == 2, 15)
+        jsonl = telegram.calls_for("sendDocument")[1].params["document"].data.decode()
+        # `python -m bot export` writes the same lines for every chat.
+        assert await cli_export(settings) == jsonl
+        telegram.send_text(CHAT, "/forget")
+        await telegram.wait_for(lambda: texts(telegram, CHAT)[-1].startswith("Delete"), 15)
+        ask = telegram.bot_messages(CHAT)[-1]
+        telegram.press_button(CHAT, ask.message_id, f"forget:{CHAT}:yes")
+        await telegram.wait_for(lambda: texts(telegram, CHAT)[-1].startswith("Done"), 15)
+    [line] = [json.loads(line) for line in jsonl.splitlines()]
+    user, answer = line["messages"][-2:]
+    [image, caption] = user["content"]
+    assert caption == {"type": "text", "text": "Keep this"}
+    assert decoded(image["image_url"]["url"]).size == (320, 200)
+    assert answer == {"role": "assistant", "content": "Echo: Keep this"}
+    assert await content_rows(database_url) == 0
+
+
+async def cli_export(settings: Settings) -> str:
+    from bot.__main__ import _export
+
+    return await _export(settings)
+
+
+async def content_rows(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return int(await session.scalar(select(func.count()).select_from(MessageContent)) or 0)
+    finally:
+        await engine.dispose()
