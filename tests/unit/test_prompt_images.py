@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from bot.llm.tokens import TokenCounter
 from bot.parts import ImagePart, Part, TextPart, text_form
-from bot.prompt.fit import build_prompt
+from bot.prompt.fit import Prompt, build_prompt
 from bot.prompt.images import without_images
 from bot.values import HistoryItem
 
@@ -60,34 +60,26 @@ async def test_old_images_give_way_to_their_text_before_messages_go() -> None:
     history += [said(4, "assistant", "A cat.")]
     new = said(5, "user", "Which was cuter?")
     full = sum(item.tokens for item in history) + new.tokens + 3
+
+    async def fit(budget: int) -> Prompt:
+        return await build_prompt(
+            system_prompt="",
+            new_message=new,
+            history=newest_first(history),
+            budget=budget,
+            counter=COUNTER,
+        )
+
     # Room for everything but one image: the oldest one goes as text, nothing is dropped.
-    prompt = await build_prompt(
-        system_prompt="",
-        new_message=new,
-        history=newest_first(history),
-        budget=full - 100,
-        counter=COUNTER,
-    )
+    prompt = await fit(full - 100)
     assert [sent_images(m.content) for m in prompt.messages] == [0, 0, 1, 0, 0]
     assert prompt.messages[0].content[0].text == "[image: photo 1, 1024×768]"  # type: ignore[union-attr]
     assert prompt.history_kept == 4 and prompt.tokens <= full - 100
     # Room for the text forms alone: every image as text, still nothing dropped.
     light = sum(without_images(i, COUNTER).tokens for i in history) + new.tokens + 3
-    prompt = await build_prompt(
-        system_prompt="",
-        new_message=new,
-        history=newest_first(history),
-        budget=light,
-        counter=COUNTER,
-    )
+    prompt = await fit(light)
     assert [sent_images(m.content) for m in prompt.messages] == [0, 0, 0, 0, 0]
     # Less still: whole messages go, oldest first (and no answer opens the prompt).
-    prompt = await build_prompt(
-        system_prompt="",
-        new_message=new,
-        history=newest_first(history),
-        budget=light - 1,
-        counter=COUNTER,
-    )
+    prompt = await fit(light - 1)
     assert [m.role for m in prompt.messages] == ["user", "assistant", "user"]
     assert prompt.history_kept == 2
