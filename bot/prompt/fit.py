@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot.errors import BotError
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage
-from bot.prompt.images import without_images
+from bot.prompt.images import at_low_detail, without_images
 from bot.values import HistoryItem, Role
 
 SUMMARY_HEADER = "Summary of the earlier conversation:\n"
@@ -62,7 +62,8 @@ async def build_prompt(
     """Fit the newest history into `budget` tokens; raise MessageTooLong if nothing fits.
 
     `history` should hold only what `summary` does not cover; the summary is dropped when the
-    new message leaves no room for it. Without `vision` every image goes as its text form.
+    new message leaves no room for it. Without `vision` every image goes as its text form; the
+    new message's images go at low detail when they do not fit otherwise.
     Past images that do not fit give way to their text form, oldest first, before whole
     messages are dropped (a message is kept if its text form fits).
     """
@@ -70,6 +71,10 @@ async def build_prompt(
         new_message = without_images(new_message, counter)
     system_tokens = counter.count_message(Role.SYSTEM, system_prompt) if system_prompt else 0
     used = REPLY_PRIMING_TOKENS + system_tokens + new_message.tokens
+    if used > budget and vision:  # images too costly at their detail: low detail costs less
+        used -= new_message.tokens
+        new_message = at_low_detail(new_message, counter)
+        used += new_message.tokens
     if used > budget:
         raise MessageTooLong(new_message.tokens, budget - (used - new_message.tokens))
     if summary:

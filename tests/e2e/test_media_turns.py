@@ -219,3 +219,14 @@ async def content_rows(database_url: str) -> int:
             return int(await session.scalar(select(func.count()).select_from(MessageContent)) or 0)
     finally:
         await engine.dispose()
+
+
+async def test_photo_on_the_default_settings_goes_at_low_detail(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    """gpt-4o-mini counts 25,501 tokens for this photo at high detail: more than 16k."""
+    async with BotRuntime(make_settings()):
+        telegram.send_photo(CHAT, samples.image_bytes(1024, 768), caption="What's this?")
+        await answered(telegram, CHAT, "Echo: What's this?")
+    [image] = image_parts(model.chat_requests()[0])
+    assert image["image_url"]["detail"] == "low"

@@ -83,3 +83,19 @@ async def test_old_images_give_way_to_their_text_before_messages_go() -> None:
     prompt = await fit(light - 1)
     assert [m.role for m in prompt.messages] == ["user", "assistant", "user"]
     assert prompt.history_kept == 2
+
+
+async def test_a_new_image_too_costly_for_the_budget_goes_at_low_detail() -> None:
+    mini = TokenCounter("gpt-4o-mini")  # 2833 + 5667 per tile: 1024×768 costs 25,501
+    parts: tuple[Part, ...] = mini.counted(
+        (ImagePart(b"jpeg", text="photo, 1024×768", width=1024, height=768), TextPart("Hm?"))
+    )
+    new = HistoryItem(1, "user", text_form(parts), mini.count_content("user", parts), parts)
+    prompt = await build_prompt(
+        system_prompt="", new_message=new, history=newest_first([]), budget=15_000, counter=mini
+    )
+    [message] = prompt.messages
+    assert isinstance(message.content, tuple)
+    image = message.content[0]
+    assert isinstance(image, ImagePart) and (image.detail, image.tokens) == ("low", 2833)
+    assert prompt.tokens == new.tokens - 25_501 + 2833 + 3
