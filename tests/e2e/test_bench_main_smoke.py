@@ -62,3 +62,13 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
     assert tokens["prompts_compared"] == plan["token_prompts"]
     assert 0 <= tokens["exact_match_pct"] <= 100
     assert tokens["max_deviation_pct"] >= 0
+
+    assert list(results["media"]) == databases
+    for db in databases:
+        figures = results["media"][db]
+        for name in ("photo_download_to_request", "pdf_download_to_request"):
+            assert figures[name]["n"] == plan["media_turns"], (db, name)
+        for name in ("tok_to_edit_idle", "tok_to_edit_while_parsing"):
+            assert figures[name]["n"] == plan["media_chats"], (db, name)
+        assert isinstance(figures["p99_ratio_parsing_to_idle"], float)
+        assert figures["pdf_mb"] > 0
