@@ -230,3 +230,33 @@ async def test_photo_on_the_default_settings_goes_at_low_detail(
         await answered(telegram, CHAT, "Echo: What's this?")
     [image] = image_parts(model.chat_requests()[0])
     assert image["image_url"]["detail"] == "low"
+
+
+async def test_group_album_addressed_in_its_caption_is_one_turn_by_its_sender(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    group = -100_777
+    async with BotRuntime(make_settings(model=VISION_MODEL)):
+        images = [samples.image_bytes(200 + n, 100) for n in range(2)]
+        # Not addressed to the bot: ignored, album and all.
+        telegram.send_album(group, images, caption="our holiday", chat_type="group", user_id=7)
+        telegram.send_album(
+            group, images, caption="@memory_test_bot which is sharper?", chat_type="group"
+        )
+        await telegram.wait_for(lambda: len(texts(telegram, group)) == 1, timeout=15)
+    [body] = model.chat_requests()
+    user = body["messages"][-1]["content"]
+    assert [item["type"] for item in user] == ["text", "image_url", "image_url", "text"]
+    assert user[0]["text"] == "Alice:" and user[-1]["text"] == "which is sharper?"
+
+
+async def test_scanned_pdf_on_a_vision_model_sends_its_first_pages_as_images(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    async with BotRuntime(make_settings(model=VISION_MODEL)):
+        telegram.send_document(
+            CHAT, samples.scanned_pdf(5), file_name="scan.pdf", caption="What does it say?"
+        )
+        await answered(telegram, CHAT, "Echo: What does it say?")
+    assert texts(telegram, CHAT)[0].startswith("(That PDF has no text layer")
+    assert len(image_parts(model.chat_requests()[0])) == 3
