@@ -16,7 +16,7 @@ from bot.db.models import Status
 from bot.llm.types import Usage
 from bot.model_step import StreamedReply
 from bot.prompt.calibration import Calibration
-from bot.reply_saves import PendingSaves, ReplySaver
+from bot.reply_saves import ReplySaver
 from bot.reply_sink import ReplySink, ShowsMessages
 from bot.values import Role
 
@@ -29,12 +29,11 @@ class Recorder:
     ) -> None:
         self._sessions = sessions
         self._calibration = calibration
-        self._saves = PendingSaves(sessions)
 
     def start(self, reply: StreamedReply, sink: ReplySink) -> ReplySaver:
         """Begin saving the reply's text (and the messages showing it) while it streams."""
         reply.saver = saver = ReplySaver(
-            self._saves,
+            self._sessions,
             reply.message_id,
             lambda: reply.text,
             lambda text: reply.counter.count_message(Role.ASSISTANT, text),

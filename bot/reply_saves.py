@@ -4,9 +4,7 @@ The reply's pending row gets the text so far and the ids of the Telegram message
 when a new message of the reply appears (the first one is the first visible text), every
 `PARTIAL_SAVE_SECONDS` while the text changes, and once more with the complete text before
 the final Telegram call. One writer per reply: saves never overlap, and none runs after the
-reply's final record. The model stream never waits for a save. Saves of many replies due at
-once (a burst of replies finishing together) share one transaction (`PendingSaves`), so a
-final edit never queues behind a hundred others' writes for SQLite's write lock.
+reply's final record. The model stream never waits for a save.
 """
 
 from __future__ import annotations
@@ -15,46 +13,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import store
-from bot.db.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 
 PARTIAL_SAVE_SECONDS = 2.0  # how much streamed text a killed process can lose at most
-
-
-@dataclass(frozen=True, slots=True)
-class PendingSave:
-    message_id: int
-    text: str
-    tokens: int
-    telegram_ids: list[int] | None  # None: unchanged
-
-
-class PendingSaves:
-    """Writes the saves submitted at the same moment, of any replies, in one transaction."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._batches = GroupCommit(self._write)
-
-    async def save(self, item: PendingSave) -> bool:
-        """Store it; False when the reply was settled meanwhile (nothing is written then)."""
-        return await self._batches.submit(item)
-
-    async def _write(self, items: list[PendingSave]) -> list[bool]:
-        async with self._sessions.begin() as session:
-            return [
-                await store.save_pending(
-                    session, item.message_id, item.text, item.tokens, item.telegram_ids
-                )
-                for item in items
-            ]
 
 
 class ReplySaver:
@@ -62,12 +29,12 @@ class ReplySaver:
 
     def __init__(
         self,
-        saves: PendingSaves,
+        sessions: async_sessionmaker[AsyncSession],
         message_id: int,
         text: Callable[[], str],
         tokens: Callable[[str], int],
     ) -> None:
-        self._saves = saves
+        self._sessions = sessions
         self._message_id = message_id
         self._text = text  # the reply's text now
         self._tokens = tokens
@@ -98,10 +65,16 @@ class ReplySaver:
             text, ids = self._text(), list(self.telegram_ids)
             if self._closed or (text == self._saved_text and ids == self._saved_ids):
                 return
-            changed = ids != self._saved_ids
-            item = PendingSave(self._message_id, text, self._tokens(text), ids if changed else None)
             try:
-                pending = await self._saves.save(item)
+                async with self._sessions.begin() as session:
+                    changed = ids != self._saved_ids
+                    pending = await store.save_pending(
+                        session,
+                        self._message_id,
+                        text,
+                        self._tokens(text),
+                        ids if changed else None,
+                    )
             except (SQLAlchemyError, OSError) as exc:  # the next save (or the record) tries again
                 logger.warning("reply %s: saving the text so far failed: %s", self._message_id, exc)
                 return

@@ -169,10 +169,16 @@ class TurnRunner:
                 await sink.say(self._no_text_notice(error, control))
                 await self._recorder.settle(reply, Status.FAILED, [])
                 return Outcome.STOPPED if control.stopped else Outcome.FAILED
-            await saver.save()  # the complete text, before the final Telegram call
+            # The complete text is saved while the final Telegram call goes out, not before it:
+            # a kill in between leaves the last partial save, and start-up settlement edits the
+            # message back to what is stored (with a notice), so the chat never shows more.
+            saving = asyncio.create_task(saver.save())
             reasoning = reply.shown_reasoning(self._settings.show_reasoning)
             notice = self._notice(reply, error, control)
-            ids = await sink.finish(Final(reply.text, reasoning, notice))
+            try:
+                ids = await sink.finish(Final(reply.text, reasoning, notice))
+            finally:
+                await saving
             complete = error is None and not control.stopped and reply.bound is None
             status = Status.COMPLETE if complete else Status.INTERRUPTED
             await self._recorder.settle(reply, status, ids)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from telegram import Bot, Update
 
 from bot.db import update_log
-from bot.db.group_commit import GroupCommit
+from bot.runtime.group_commit import GroupCommit
 from bot.runtime.update_payload import replay_payload
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.db.group_commit import GroupCommit
+from bot.runtime.group_commit import GroupCommit
 
 
 class Store:
