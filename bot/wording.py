@@ -47,6 +47,7 @@ SENTENCES: dict[str, str] = {
     # attachments: bot.media error codes (one line each, the conversation goes on)
     "too_big": "That file is too big for me: I can take files up to {limit}.",
     "not_found": "Telegram no longer has that file. Please send it again.",
+    "no_file": "Telegram sent that message without its file. Please send it again.",
     "download_failed": "I couldn't download that file from Telegram. Please try again.",
     "corrupt": "I couldn't read that image: the file looks damaged or incomplete.",
     "decompression_bomb": "That file unpacks to far more than its size, so I won't open it.",

@@ -44,6 +44,8 @@ from bot.wording import render
 
 logger = logging.getLogger(__name__)
 
+MEDIA_SOURCES = ("photo", "voice", "audio", "video_note", "video", "document")
+KIND_NAMES = {"animation": "GIF", "paid_media": "paid media", "dice": "dice"}
 ALBUM_QUIET_SECONDS = 0.8  # Telegram delivers an album's updates together; wait this long
 DOCUMENT_SHARE = 0.75  # of the prompt budget, at most, for one document's text
 QUOTE_CHARS = 3500  # a longer transcript is quoted in part (the model gets all of it)
@@ -126,9 +128,9 @@ class AttachmentHandler:
                 return  # a later item: the first one answers for the album
             messages = found
         attachments = [self._attachment(m, context.bot.username) for m in messages]
-        if attachments[0] is None or attachments[0].kind == "unsupported":
-            kind = attachments[0].source if attachments[0] is not None else "these"
-            await message.reply_text(render(Notice(codes.UNSUPPORTED, {"kind": kind})))
+        first = attachments[0]
+        if first is None or first.kind == "unsupported":
+            await message.reply_text(render(_refusal(first)))
             return
         chat = ChatInfo(message.chat.id, message.chat.type, message.chat.title)
         config = await self._runner.conversations.config_for(chat)
@@ -210,6 +212,14 @@ class AttachmentHandler:
             length = len(quote.encode("utf-16-le")) // 2
             entities.append(MessageEntity(MessageEntityType.BLOCKQUOTE, 0, length))
         await message.reply_text(text[:4096], entities=entities or None)
+
+
+def _refusal(attachment: Attachment | None) -> Notice:
+    """Why a message with nothing the bot can read is not answered."""
+    if attachment is not None and attachment.source in MEDIA_SOURCES:
+        return Notice("no_file")  # a media field without a file id
+    kind = attachment.source if attachment is not None else "these"
+    return Notice(codes.UNSUPPORTED, {"kind": KIND_NAMES.get(kind, kind)})
 
 
 def _size(count: int) -> str:
