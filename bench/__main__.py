@@ -40,9 +40,12 @@ class Plan:
     media_turns: int  # photo turns, then as many PDF turns
     media_chats: int  # chats streaming while the big PDF is parsed
     media_pdf_mb: int
+    media_rounds: int  # other chats' turns without, then with, the big PDF
 
 
-FULL = Plan("full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5, 20, 50, 19)
+FULL = Plan(
+    "full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5, 20, 50, 19, 4
+)
 SMOKE = Plan(
     "smoke",
     Latency(first_token=0.02, tokens_per_second=1000.0, reply_tokens=10),
@@ -54,6 +57,7 @@ SMOKE = Plan(
     1,
     2,
     2,
+    1,
     1,
 )
 
@@ -97,7 +101,12 @@ async def run(plan: Plan, *, postgres: bool = True, profile: Path | None = None)
     results["tokens"] = token_counting(plan.token_prompts, plan.token_repeat)
     results["media"] = {
         database: await media(
-            database, plan.latency, plan.media_turns, plan.media_chats, plan.media_pdf_mb
+            database,
+            plan.latency,
+            plan.media_turns,
+            plan.media_chats,
+            plan.media_pdf_mb,
+            plan.media_rounds,
         )
         for database in databases
     }

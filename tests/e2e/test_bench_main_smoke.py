@@ -69,6 +69,6 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
         for name in ("photo_download_to_request", "pdf_download_to_request"):
             assert figures[name]["n"] == plan["media_turns"], (db, name)
         for name in ("tok_to_edit_idle", "tok_to_edit_while_parsing"):
-            assert figures[name]["n"] == plan["media_chats"], (db, name)
+            assert figures[name]["n"] == plan["media_chats"] * plan["media_rounds"], (db, name)
         assert isinstance(figures["p99_ratio_parsing_to_idle"], float)
         assert figures["pdf_mb"] > 0
