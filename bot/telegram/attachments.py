@@ -34,10 +34,8 @@ from bot.media import (
 )
 from bot.media import types as codes
 from bot.media.options import MB
-from bot.model_step import TurnControl
 from bot.notices import Notice
 from bot.parts import text_form
-from bot.reply_sink import ReplySink
 from bot.turn import Outcome, TurnRunner
 from bot.values import ChatInfo, UserInfo
 from bot.wording import render
@@ -45,8 +43,9 @@ from bot.wording import render
 logger = logging.getLogger(__name__)
 
 MEDIA_SOURCES = ("photo", "voice", "audio", "video_note", "video", "document")
-KIND_NAMES = {"animation": "GIF", "paid_media": "paid media", "dice": "dice"}
+KIND_NAMES = {"animation": "GIF", "paid_media": "paid media"}
 ALBUM_QUIET_SECONDS = 0.8  # Telegram delivers an album's updates together; wait this long
+STALE_ALBUM_SECONDS = 3600.0  # longer than any wait in a chat's line
 DOCUMENT_SHARE = 0.75  # of the prompt budget, at most, for one document's text
 QUOTE_CHARS = 3500  # a longer transcript is quoted in part (the model gets all of it)
 SHOWN_NOTES = ("no_vision", "truncated", "skipped", "scanned_as_images")
@@ -78,11 +77,18 @@ class Albums:
         now = asyncio.get_running_loop().time()
         album = self.open.get(key)
         if album is None or album.taken:
+            self._forget_stale(now)
             self.open[key] = _Album([message], now)
             return False
         album.messages.append(message)
         album.last_arrival = now
         return True
+
+    def _forget_stale(self, now: float) -> None:
+        """Drop albums whose first item was never handled (a full queue answered it busy)."""
+        for key, album in list(self.open.items()):
+            if now - album.last_arrival > STALE_ALBUM_SECONDS:
+                del self.open[key]
 
     def discard(self, message: Message) -> None:
         """Forget the album `message` opened (one the bot will not answer)."""
@@ -167,11 +173,8 @@ class AttachmentHandler:
             update,
             context,
             message.message_id,
-            lambda sink, control: self._answer(incoming, sink, control),
+            lambda sink, control: self._runner.run(incoming, sink, control),
         )
-
-    async def _answer(self, incoming: Incoming, sink: ReplySink, control: TurnControl) -> Outcome:
-        return await self._runner.run(incoming, sink, control)
 
     @staticmethod
     def _attachment(message: Message, username: str) -> Attachment | None:

@@ -41,7 +41,9 @@ WELCOME = (
     "Just send me a message."
 )
 HELP = (
-    "Send me a text message and I'll answer, keeping our conversation in mind.\n\n"
+    "Send me a message and I'll answer, keeping our conversation in mind: text, a photo "
+    "(or an album), a voice message, or a file (PDF, DOCX, text) with your question as its "
+    "caption.\n\n"
     "/stop — stop the reply I'm writing\n"
     "/retry — write my last reply again\n"
     "/reset — start a new conversation (I forget the current one)\n"
