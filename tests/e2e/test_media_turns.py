@@ -260,3 +260,16 @@ async def test_scanned_pdf_on_a_vision_model_sends_its_first_pages_as_images(
         await answered(telegram, CHAT, "Echo: What does it say?")
     assert texts(telegram, CHAT)[0].startswith("(That PDF has no text layer")
     assert len(image_parts(model.chat_requests()[0])) == 3
+
+
+async def test_retry_of_a_photo_turn_sends_the_image_again(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    async with BotRuntime(make_settings(model=VISION_MODEL)):
+        telegram.send_photo(CHAT, samples.image_bytes(300, 300), caption="Again?")
+        await answered(telegram, CHAT, "Echo: Again?")
+        telegram.send_text(CHAT, "/retry")
+        await telegram.wait_for(lambda: len(model.chat_requests()) == 2, timeout=15)
+        await telegram.wait_for(lambda: texts(telegram, CHAT).count("Echo: Again?") == 2, 15)
+    first, second = model.chat_requests()
+    assert first["messages"] == second["messages"] and len(image_parts(second)) == 1
