@@ -273,3 +273,21 @@ async def test_retry_of_a_photo_turn_sends_the_image_again(
         await telegram.wait_for(lambda: texts(telegram, CHAT).count("Echo: Again?") == 2, 15)
     first, second = model.chat_requests()
     assert first["messages"] == second["messages"] and len(image_parts(second)) == 1
+
+
+async def test_a_profile_transcribes_with_its_own_model(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    model.audio.enqueue("hello from the profile")
+    settings = make_settings(
+        admin_user_ids=str(CHAT),
+        model_profiles='{"ears": {"model": "gpt-4o", "transcription_model": "gpt-4o-transcribe"}}',
+    )
+    async with BotRuntime(settings):
+        telegram.send_text(CHAT, "/profile ears")
+        await telegram.wait_for(lambda: len(texts(telegram, CHAT)) == 1, timeout=15)
+        telegram.send_voice(CHAT, samples.ogg_opus())
+        await answered(telegram, CHAT, "Echo: hello from the profile")
+    [upload] = model.audio.uploads
+    assert upload.fields["model"] == "gpt-4o-transcribe"
+    assert model.chat_requests()[-1]["model"] == "gpt-4o"
