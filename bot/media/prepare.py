@@ -93,19 +93,29 @@ class MediaProcessor:
         return Prepared(tuple(parts), tuple(notes))
 
     async def prepare_album(
-        self, attachments: Sequence[Attachment], target: ModelTarget, counter: TextCounter
+        self,
+        attachments: Sequence[Attachment],
+        target: ModelTarget,
+        counter: TextCounter,
+        *,
+        budget: int | None = None,
+        transcriber: Transcriber | None = None,
     ) -> Prepared:
         """An album (one `media_group_id`) as one message: every item, then the caption(s).
 
         An item that fails is left out with a "skipped" note; if all fail, the first error.
+        `budget` is shared by the album's documents.
         """
+        share = None if budget is None else max(1, budget // max(1, len(attachments)))
         parts: list[Part] = []
         captions: list[Part] = []
         notes: list[Note] = []
         errors: list[MediaError] = []
         for attachment in attachments:
             try:
-                prepared = await self.prepare(attachment, target, counter)
+                prepared = await self.prepare(
+                    attachment, target, counter, budget=share, transcriber=transcriber
+                )
             except MediaError as exc:
                 errors.append(exc)
                 notes.append(Note("skipped", {"code": exc.code}))

@@ -143,17 +143,16 @@ class AttachmentHandler:
         target = ModelTarget(config.model, config.vision)
         counter = TokenCounter(config.model)
         usable = [a for a in attachments if a is not None]
+        budget = max(1, int(self._runner.recall.budget(config) * DOCUMENT_SHARE))
+        transcriber = self._media.transcriber_for(config.profile)
         try:
             if len(usable) > 1:
-                prepared = await self._media.prepare_album(usable, target, counter)
+                prepared = await self._media.prepare_album(
+                    usable, target, counter, budget=budget, transcriber=transcriber
+                )
             else:
-                budget = int(self._runner.recall.budget(config) * DOCUMENT_SHARE)
                 prepared = await self._media.prepare(
-                    usable[0],
-                    target,
-                    counter,
-                    budget=max(1, budget),
-                    transcriber=self._media.transcriber_for(config.profile),
+                    usable[0], target, counter, budget=budget, transcriber=transcriber
                 )
         except MediaError as exc:
             logger.info("chat %s: attachment refused: %s", chat.id, exc.code)
