@@ -221,6 +221,42 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The process's CPU time so far (user + system, all its threads), from /proc; None where
+    unavailable. Counted in clock ticks (10 ms on Linux): average it over many turns."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The bot process's CPU seconds spent between `start` and `stop`, summed over windows."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._since: float | None = None
+        self.seconds: float | None = 0.0
+
+    def start(self) -> None:
+        self._since = cpu_seconds(self._pid)
+
+    def stop(self) -> None:
+        now = cpu_seconds(self._pid)
+        if self._since is None or now is None or self.seconds is None:
+            self.seconds = None
+        else:
+            self.seconds += now - self._since
+
+    def ms_per_turn(self, turns: int) -> float | None:
+        if self.seconds is None or not turns:
+            return None
+        return round(self.seconds * 1000 / turns, 2)
+
+
 def prompt_for(chat_id: int, turn: int) -> str:
     """A user message unique per chat and turn (the model emulator keys its timings on it)."""
     return f"Question {turn} from chat {chat_id}: how does streaming work?"

@@ -14,6 +14,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.harness import (
+    CpuMeter,
     Latency,
     TimedModel,
     TurnTimes,
@@ -96,12 +97,13 @@ async def run_turns(r: Rig, chat_ids: list[int], turn: int, limit: float) -> lis
     return [turn_times(r.telegram, r.model, c, turn) for c in chat_ids]
 
 
-def summarize(times: list[TurnTimes], *, expected: int) -> dict[str, Any]:
+def summarize(times: list[TurnTimes], *, expected: int, cpu: CpuMeter) -> dict[str, Any]:
     return {
         "turns": expected,
         "update_to_request": percentiles(t.to_request for t in times),
         "last_token_to_final_edit": percentiles(t.to_final for t in times),
         "incomplete": sum(t.to_request is None or t.to_final is None for t in times),
+        "bot_cpu_ms_per_turn": cpu.ms_per_turn(expected),
     }
 
 
@@ -116,13 +118,16 @@ async def concurrency(
     """One turn in each of ``chats`` chats at once (after one warm-up turn in one chat)."""
     async with rig(database, latency, flood=flood, profile=profile) as r:
         await run_turns(r, first_chats(1), 0, limit=30)  # warm-up: imports, first connections
+        cpu = CpuMeter(r.process.pid)
         started = time.monotonic()
+        cpu.start()
         times = await run_turns(r, first_chats(chats), 1, limit=60 + chats)
+        cpu.stop()
         elapsed = time.monotonic() - started
         wrong = sum(
             shown(r.telegram, FIRST_CHAT + i).count(r.model.text) == 0 for i in range(chats)
         )
-    return summarize(times, expected=chats) | {
+    return summarize(times, expected=chats, cpu=cpu) | {
         "seconds": round(elapsed, 2),
         "replies_missing": wrong,
     }
@@ -179,12 +184,16 @@ async def history_length(
         database, latency, flood=False, history={chat: size for size, chat in chats.items()}
     ) as r:
         seed_s = time.monotonic() - seeded
+        cpu = {size: CpuMeter(r.process.pid) for size in sizes}  # one turn runs at a time
         for turn in range(turns + 1):  # turn 0 warms up
             for size, chat in chats.items():
+                if turn:
+                    cpu[size].start()
                 batch = await run_turns(r, [chat], turn, limit=30)
                 if turn:
+                    cpu[size].stop()
                     times[size].extend(batch)
-    results = {str(size): summarize(times[size], expected=turns) for size in sizes}
+    results = {str(size): summarize(times[size], expected=turns, cpu=cpu[size]) for size in sizes}
     medians = [results[str(s)]["update_to_request"]["p50_ms"] for s in sizes]
     ratio = round(max(medians) / min(medians), 3) if all(medians) else None
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 PCTS = ("p50_ms", "p95_ms", "p99_ms")
+CPU = "bot CPU ms/turn"  # the bot process's CPU time over the measured turns / turns
 
 
 def _cell(value: Any) -> str:
@@ -26,7 +27,7 @@ def _rows(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _overhead(title: str, by_db: dict[str, dict[str, Any]]) -> list[str]:
     header = ["db", "chats", *(f"upd->req {p[:3]}" for p in PCTS)]
-    header += [*(f"tok->edit {p[:3]}" for p in PCTS), "incomplete", "s"]
+    header += [*(f"tok->edit {p[:3]}" for p in PCTS), CPU, "incomplete", "s"]
     rows = []
     for db, runs in by_db.items():
         for chats, r in runs.items():
@@ -37,6 +38,7 @@ def _overhead(title: str, by_db: dict[str, dict[str, Any]]) -> list[str]:
                     chats,
                     *(req[p] for p in PCTS),
                     *(fin[p] for p in PCTS),
+                    r["bot_cpu_ms_per_turn"],
                     r["incomplete"],
                     r["seconds"],
                 ]
@@ -63,14 +65,16 @@ def format_table(results: dict[str, Any]) -> str:
         "1b. Same, flood limits OFF (emulator and bot limiter): the bot's own overhead",
         results["overhead_no_flood_limits"],
     )
-    header = ["db", "stored msgs", *(f"upd->req {p[:3]}" for p in PCTS), "tok->edit p50"]
+    header = ["db", "stored msgs", *(f"upd->req {p[:3]}" for p in PCTS), "tok->edit p50", CPU]
     rows: list[list[Any]] = []
     ratios = []
     for db, h in results["history"].items():
         for size, r in h["sizes"].items():
             req = r["update_to_request"]
             fin = r["last_token_to_final_edit"]
-            rows.append([db, size, *(req[p] for p in PCTS), fin["p50_ms"]])
+            rows.append(
+                [db, size, *(req[p] for p in PCTS), fin["p50_ms"], r["bot_cpu_ms_per_turn"]]
+            )
         ratios.append(f"{db} {_cell(h['p50_ratio_largest_to_smallest'])}")
     lines += ["2. History-length independence (same prompt, turns alternating; flood limits off)"]
     lines += _rows(header, rows)
@@ -79,7 +83,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines += [
         f"3. {t['chats']} chats at once, one bot process, flood limits on",
         f"   turns/s {_cell(t['turns_per_s'])} ({t['replies_complete']} replies in "
-        f"{t['seconds']} s), bot peak RSS {_cell(t['peak_rss_mb'])} MiB (VmHWM)",
+        f"{t['seconds']} s), bot CPU {_cell(t['bot_cpu_ms_per_turn'])} ms per turn, "
+        f"bot peak RSS {_cell(t['peak_rss_mb'])} MiB (VmHWM)",
         f"   Telegram calls per reply {t['telegram_calls_per_reply']} "
         f"{t['telegram_calls_per_reply_by_method']}",
         f"   429s received by the bot {t['http_429_received_by_bot']}; shown to users: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.harness import Latency
+from bench.harness import CpuMeter, Latency
 from bench.overhead import FIRST_CHAT, first_chats, rig, run_turns
 from emulators.bot_api import BotAPIEmulator
 
@@ -17,8 +17,11 @@ async def throughput(database: str, latency: Latency, chats: int) -> dict[str, A
     async with rig(database, latency, flood=True) as r:
         await run_turns(r, first_chats(1), 0, limit=30)  # warm-up in the first chat
         calls_before = len(r.telegram.calls)
+        cpu = CpuMeter(r.process.pid)
         started = time.monotonic()
+        cpu.start()
         times = await run_turns(r, first_chats(chats), 1, limit=120 + chats / 2)
+        cpu.stop()
         elapsed = time.monotonic() - started
         calls = r.telegram.calls[calls_before:]
         expected = r.model.text
@@ -31,6 +34,7 @@ async def throughput(database: str, latency: Latency, chats: int) -> dict[str, A
         "turns_per_s": round(done / elapsed, 2) if elapsed else None,
         "replies_complete": done,
         "peak_rss_mb": r.peak_rss_mb,
+        "bot_cpu_ms_per_turn": cpu.ms_per_turn(chats),
         "telegram_calls_per_reply": round(len(replies) / chats, 2),
         "telegram_calls_per_reply_by_method": {
             m: round(sum(c.method == m for c in replies) / chats, 2) for m in REPLY_METHODS

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import bindparam, delete, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -140,20 +141,45 @@ async def close_conversation(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def add_message(session: AsyncSession, *, parts: tuple[Part, ...] = (), **fields: Any) -> int:
+async def add_message(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    chat_id: int,
+    role: str,
+    token_count: int,
+    status: str,
+    content: str | None = None,
+    parts: tuple[Part, ...] = (),
+    user_id: int | None = None,
+    model: str | None = None,
+    telegram_message_id: int | None = None,
+    reply_to_id: int | None = None,
+) -> int:
     """Insert a message; return its id (a Core insert: no ORM flush on the turn's path).
 
     A message of `parts` that are more than text gets them as `message_content` rows (one
     more statement), and their text form as `content` unless given; text is one row alone.
     """
-    if parts:
-        fields.setdefault("content", text_form(parts))
-    fields["content"] = without_nul(fields["content"])
+    if content is None:
+        if not parts:
+            raise ValueError("a message needs its content or its parts")
+        content = text_form(parts)
+    row = {
+        "conversation_id": conversation_id,
+        "chat_id": chat_id,
+        "user_id": user_id,
+        "role": role,
+        "content": without_nul(content),
+        "token_count": token_count,
+        "status": status,
+        "model": model,
+        "telegram_message_id": telegram_message_id,
+        "reply_to_id": reply_to_id,
+    }
     if not parts or is_plain(parts):
-        return int((await session.execute(NEW_MESSAGE, fields)).scalar_one())
-    message_id = int(
-        (await session.execute(NEW_MESSAGE, fields | {"has_parts": True})).scalar_one()
-    )
+        return int((await session.execute(NEW_MESSAGE, row)).scalar_one())
+    message_id = int((await session.execute(NEW_MESSAGE, row | {"has_parts": True})).scalar_one())
     rows = []
     for position, part in enumerate(parts):
         kind, text, data, blob = encode(part)
@@ -172,14 +198,65 @@ async def add_message(session: AsyncSession, *, parts: tuple[Part, ...] = (), **
     return message_id
 
 
-async def finish_message(session: AsyncSession, message_id: int, **fields: Any) -> None:
-    if "content" in fields:
-        fields["content"] = without_nul(fields["content"])
-    await session.execute(update(Message).where(Message.id == message_id).values(**fields))
+class Keep(enum.Enum):
+    """The value of a column `finish_message` leaves as it is."""
+
+    KEEP = "keep"
 
 
-async def add_usage(session: AsyncSession, **fields: Any) -> None:
-    session.add(Usage(**fields))
+KEEP: Final = Keep.KEEP
+
+
+async def finish_message(
+    session: AsyncSession,
+    message_id: int,
+    *,
+    status: str,
+    content: str | Keep = KEEP,
+    reasoning: str | Keep | None = KEEP,
+    token_count: int | Keep = KEEP,
+    telegram_message_id: int | Keep | None = KEEP,
+) -> None:
+    """Set the final state of a message: its status, and the other columns given."""
+    given = {
+        "status": status,
+        "content": content if content is KEEP else without_nul(content),
+        "reasoning": reasoning,
+        "token_count": token_count,
+        "telegram_message_id": telegram_message_id,
+    }
+    changes = {name: value for name, value in given.items() if value is not KEEP}
+    await session.execute(update(Message).where(Message.id == message_id).values(**changes))
+
+
+async def add_usage(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    user_id: int | None,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    reported: bool,
+    latency_ms: int,
+    kind: str = "reply",
+    message_id: int | None = None,
+    first_token_ms: int | None = None,
+) -> None:
+    session.add(
+        Usage(
+            message_id=message_id,
+            chat_id=chat_id,
+            user_id=user_id,
+            model=model,
+            kind=kind,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            reported=reported,
+            latency_ms=latency_ms,
+            first_token_ms=first_token_ms,
+        )
+    )
 
 
 async def set_deliveries(session: AsyncSession, message_id: int, telegram_ids: list[int]) -> None:

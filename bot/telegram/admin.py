@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Message, Update
-from telegram.ext import CommandHandler, filters
 
 from bot.access import Access
 from bot.chat_config import PARAMETERS, effective_parameter, parse_parameter
@@ -22,7 +21,7 @@ from bot.db import admin_store, store
 from bot.db.models import Chat
 from bot.telegram.admin_profile import profile_command
 from bot.telegram.commands import ADMIN_USAGE
-from bot.telegram.handlers import AnyApplication, Context, chat_info
+from bot.telegram.handlers import Context, chat_info
 from bot.turn import TurnRunner
 
 REFUSAL = "Sorry, that command is for the bot's admins."
@@ -50,12 +49,10 @@ class AdminHandlers:
         self._runner = runner
         self._access = access
 
-    def register(self, app: AnyApplication) -> None:
-        for name in USAGE:
-            handler: Handler = getattr(self, f"cmd_{name}")
-            app.add_handler(
-                CommandHandler(name, self._guarded(name, handler), filters.UpdateType.MESSAGE)
-            )
+    def command(self, name: str) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+        """The handler of the admin command `name` (a key of USAGE): admins only."""
+        handler: Handler = getattr(self, f"cmd_{name}")
+        return self._guarded(name, handler)
 
     def _guarded(
         self, name: str, handler: Handler

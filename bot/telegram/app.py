@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
-import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
 from telegram.error import Conflict, TelegramError
-from telegram.ext import ApplicationBuilder, ExtBot
+from telegram.ext import ApplicationBuilder, ExtBot, Updater
 from telegram.request import HTTPXRequest
 
 from bot.access import Access
@@ -29,6 +29,7 @@ from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
 from bot.runtime.ratelimit import ChatRateLimiter
 from bot.runtime.update_gate import UpdateGate
 from bot.runtime.web import HttpServer, Readiness, WebhookReceiver, web_app
+from bot.telegram import routes
 from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import publish_commands
 from bot.telegram.handlers import AnyApplication, ChatHandlers
@@ -85,10 +86,13 @@ def build_application(
     )
     app = ApplicationBuilder().bot(bot).concurrent_updates(ordering).build()
     ordering.process_earlier = app.process_update
-    handlers.register(app)
-    AdminHandlers(settings, sessions, runner, access).register(app)
-    UserDataHandlers(sessions).register(app)
-    SupergroupHandlers(sessions).register(app)
+    routes.register(
+        app,
+        handlers,
+        AdminHandlers(settings, sessions, runner, access),
+        UserDataHandlers(sessions),
+        SupergroupHandlers(sessions),
+    )
     return app
 
 
@@ -105,18 +109,18 @@ def polling_request() -> PollingRequest:
 
 
 class BotRuntime:
-    """Everything the bot runs on; `async with BotRuntime(settings):` serves until exit."""
+    """Everything the bot runs on; `async with BotRuntime(settings):` serves until exit.
+
+    `start` pushes the closing of each resource on an exit stack as soon as it holds it, so a
+    failure half-way closes what was opened, newest first, and `stop` closes the rest the same
+    way: first what takes updates, then the grace period for running turns, then the rest."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engine: AsyncEngine | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._gate: UpdateGate | None = None
-        self._receiver: WebhookReceiver | None = None
+        self._stack = AsyncExitStack()
         self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
         self.runner: TurnRunner | None = None
-        self._lease: PollerGuard | None = None
         self._polling = polling_request()
         self._conflicts = PollConflicts()
         self._halting: asyncio.Task[None] | None = None
@@ -125,76 +129,98 @@ class BotRuntime:
         self.halted_by: AnotherPoller | None = None
 
     async def start(self) -> None:
+        async with AsyncExitStack() as stack:
+            stack.callback(self._forget)  # runs last
+            await self._open(stack)
+            self._stack = stack.pop_all()
+
+    async def _open(self, stack: AsyncExitStack) -> None:
         settings = self.settings
         quiet_secret_loggers()  # also when embedded without the CLI's logging set-up
-        self._engine = create_engine(settings.resolved_database_url, settings.database_pool_size)
-        await upgrade_to_head(self._engine)
-        sessions = create_sessionmaker(self._engine)
+        engine = create_engine(settings.resolved_database_url, settings.database_pool_size)
+        stack.push_async_callback(engine.dispose)
+        await upgrade_to_head(engine)
+        sessions = create_sessionmaker(engine)
         if settings.mode != "webhook":  # before anything is handled or settled
-            self._lease = PollerGuard.of(settings, sessions, on_lost=self._halt)
-            await self._lease.acquire()
-        self._http = model_http_client(settings)
-        backends = Backends.from_settings(self._http, settings)
+            lease = PollerGuard.of(settings, sessions, on_lost=self._halt)
+            await lease.acquire()
+            # Released only after the application stopped: then another instance may replay
+            # what is pending.
+            stack.push_async_callback(lease.release)
+        http = model_http_client(settings)
+        stack.push_async_callback(http.aclose)
+        backends = Backends.from_settings(http, settings)
         client = MeteredClient(backends)
         runner = self.runner = TurnRunner(settings, sessions, client)
+        stack.push_async_callback(runner.aclose)
         TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn
-        self._gate = UpdateGate(
-            self._engine,
+        gate = UpdateGate(
+            engine,
             sessions,
             advisory_locks=settings.advisory_locks,
             pool_size=settings.database_pool_size,
         )
-        # Attachments: downloads and transcriptions share the model's HTTP client (closed below).
-        media = media_processor(settings, self._http)
-        self.app = build_application(settings, runner, sessions, self._gate, self._polling, media)
-        await self.app.initialize()
-        await publish_commands(self.app.bot, settings.admin_user_ids)
-        await self.app.start()
-        processor = self.app.update_processor
+        stack.push_async_callback(gate.close)
+        # Attachments: downloads and transcriptions share the model's HTTP client.
+        media = media_processor(settings, http)
+        app = self.app = build_application(settings, runner, sessions, gate, self._polling, media)
+        stack.push_async_callback(app.shutdown)  # a no-op if `initialize` failed
+        await app.initialize()
+        await publish_commands(app.bot, settings.admin_user_ids)
+        await app.start()
+        stack.push_async_callback(self._stop_application, app)
+        processor = app.update_processor
         assert isinstance(processor, ChatOrderedUpdateProcessor)
-        await settle_unfinished(self.app.bot, sessions, runner, settings, processor)
-        if chats := await processor.replay_pending(self.app.bot):
+        await settle_unfinished(app.bot, sessions, runner, settings, processor)
+        if chats := await processor.replay_pending(app.bot):
             logger.warning("handling updates a previous run left unfinished in %d chats", chats)
         default = backends.endpoint(DEFAULT_PROFILE)
-        readiness = Readiness(
-            self._engine, self._http, default.models_url(), default.request_headers()
-        )
+        readiness = Readiness(engine, http, default.models_url(), default.request_headers())
         if settings.mode == "webhook":
-            await self._start_webhook(readiness)
+            await self._start_webhook(stack, app, gate, readiness)
             return
         if settings.health_port:
             self.web = HttpServer(
                 web_app(readiness, None, "/"), settings.webhook_listen, settings.health_port
             )
-            await self.web.start()
-        assert self.app.updater is not None
+            await self._serve(stack, self.web)
+        assert app.updater is not None
         if self.halted_by is not None:  # the lease was lost while starting
             raise self.halted_by
         self._conflicts.started()
-        await self.app.updater.start_polling(
+        stack.push_async_callback(self._stop_polling, app.updater)  # also a half-started one
+        await app.updater.start_polling(
             timeout=POLL_TIMEOUT,
             allowed_updates=Update.ALL_TYPES,
             drop_pending_updates=settings.drop_pending_updates,
             error_callback=self._poll_error,
         )
-        logger.info("bot @%s is polling for updates", self.app.bot.username)
+        logger.info("bot @%s is polling for updates", app.bot.username)
 
-    async def _start_webhook(self, readiness: Readiness) -> None:
+    async def _start_webhook(
+        self, stack: AsyncExitStack, app: AnyApplication, gate: UpdateGate, readiness: Readiness
+    ) -> None:
         """Serve the webhook first, then tell Telegram where it is."""
-        assert self.app is not None and self._gate is not None
         settings = self.settings
         secret = settings.webhook_secret.get_secret_value()
-        self._receiver = WebhookReceiver(self.app, self._gate, secret)
-        routes = web_app(readiness, self._receiver, settings.webhook_path)
+        receiver = WebhookReceiver(app, gate, secret)
+        routes = web_app(readiness, receiver, settings.webhook_path)
         self.web = HttpServer(routes, settings.webhook_listen, settings.webhook_port)
-        await self.web.start()
-        await self.app.bot.set_webhook(
+        await self._serve(stack, self.web)
+        # First of all on stop: Telegram retries what it cannot deliver now.
+        stack.callback(setattr, receiver, "closing", True)
+        await app.bot.set_webhook(
             settings.webhook_url,
             secret_token=secret,
             allowed_updates=Update.ALL_TYPES,
             drop_pending_updates=settings.drop_pending_updates,
         )
-        logger.info("bot @%s takes updates by webhook", self.app.bot.username)
+        logger.info("bot @%s takes updates by webhook", app.bot.username)
+
+    @staticmethod
+    async def _serve(stack: AsyncExitStack, server: HttpServer) -> None:
+        await server.start()
+        stack.push_async_callback(server.stop)
 
     def _poll_error(self, error: TelegramError) -> None:
         """PTB's polling loop failed a getUpdates (it retries); a Conflict may stop the bot."""
@@ -217,36 +243,22 @@ class BotRuntime:
 
     async def stop(self) -> None:
         """Stop taking updates, give running turns the grace period, then close everything."""
-        if self._receiver is not None:
-            self._receiver.closing = True
-        if self.web is not None:
-            await self.web.stop()
-            self.web = None
-        if self.app is not None:
-            if self._halting is not None:
-                await self._halting
-            if self.app.updater is not None and self.app.updater.running:
-                await self.app.updater.stop()
-            await self._finish_turns(self.app)
-            if self.app.running:
-                await self.app.stop()
-            await self.app.shutdown()
-            self.app = None
-        if self._gate is not None:
-            await self._gate.close()
-            self._gate = None
-        if self._lease is not None:  # only now may another instance replay what is pending
-            await self._lease.release()
-            self._lease = None
-        if self.runner is not None:
-            await self.runner.aclose()
-            self.runner = None
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        await self._stack.aclose()
+
+    async def _stop_polling(self, updater: Updater) -> None:
+        if self._halting is not None:
+            await self._halting
+        if updater.running:
+            await updater.stop()
+
+    async def _stop_application(self, app: AnyApplication) -> None:
+        """What takes updates is stopped by now: let running turns finish, then stop."""
+        await self._finish_turns(app)
+        if app.running:
+            await app.stop()
+
+    def _forget(self) -> None:
+        self.web = self.app = self.runner = None
 
     async def _finish_turns(self, app: AnyApplication) -> None:
         processor = app.update_processor
@@ -260,11 +272,7 @@ class BotRuntime:
             logger.warning("%d updates did not finish in time: replies stored as interrupted", late)
 
     async def __aenter__(self) -> BotRuntime:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
+        await self.start()  # closes what it opened if it fails
         return self
 
     async def __aexit__(

@@ -9,15 +9,7 @@ from typing import Any
 
 from telegram import BotCommandScopeChat, Chat, Message, Update
 from telegram.constants import ChatType, MessageEntityType
-from telegram.ext import (
-    Application,
-    ApplicationHandlerStop,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    TypeHandler,
-    filters,
-)
+from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 from bot.access import Access, Verdict
 from bot.config import Settings
@@ -103,20 +95,6 @@ class ChatHandlers:
         self._attachments = (
             AttachmentHandler(runner, media, self._turn) if media is not None else None
         )
-
-    def register(self, app: AnyApplication) -> None:
-        new_messages = filters.UpdateType.MESSAGE
-        app.add_handler(TypeHandler(Update, self.gate), group=-1)
-        app.add_handler(CommandHandler("start", self.start, filters=new_messages))
-        app.add_handler(CommandHandler("help", self.help, filters=new_messages))
-        app.add_handler(CommandHandler("reset", self.reset, filters=new_messages))
-        app.add_handler(CommandHandler("stop", self.stop, filters=new_messages))
-        app.add_handler(CommandHandler("retry", self.retry, filters=new_messages))
-        # "/memory chat|user" (with arguments) is the admin command; bare /memory is this one.
-        app.add_handler(CommandHandler("memory", self.memory, filters=new_messages, has_args=False))
-        app.add_handler(MessageHandler(new_messages & filters.TEXT & ~filters.COMMAND, self.text))
-        app.add_handler(MessageHandler(new_messages & ~filters.TEXT, self.unsupported))
-        app.add_error_handler(self.on_error)
 
     async def gate(self, update: Update, context: Context) -> None:
         """Stop updates from users who may not use the bot: blocked ones silently."""
@@ -276,7 +254,7 @@ class ChatHandlers:
         if update.effective_message is not None and self._addressed(update.effective_message):
             await update.effective_message.reply_text(BUSY)
 
-    async def unsupported(self, update: Update, context: Context) -> None:
+    async def attachment(self, update: Update, context: Context) -> None:
         """Answer a message that is not text: its attachment as a turn, or why not (in
         groups only when addressed)."""
         message = update.effective_message

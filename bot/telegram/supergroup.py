@@ -2,7 +2,8 @@
 
 Both service messages (`migrate_to_chat_id` in the old group, `migrate_from_chat_id` in the
 supergroup) move the chat, in whichever order they come; the second finds nothing to move.
-The handler runs before the access gate: the move is bookkeeping, not a user's request.
+The handler runs before the access gate (see routes.py): the move is bookkeeping, not a user's
+request.
 """
 
 from __future__ import annotations
@@ -11,24 +12,18 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, MessageHandler, filters
+from telegram.ext import ApplicationHandlerStop
 
 from bot.db import admin_store
 from bot.db.chat_migration import move_chat
-from bot.telegram.handlers import AnyApplication, Context
+from bot.telegram.handlers import Context
 
 logger = logging.getLogger(__name__)
-
-BEFORE_THE_GATE = -2  # the access gate is group -1
 
 
 class SupergroupHandlers:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-
-    def register(self, app: AnyApplication) -> None:
-        service = filters.UpdateType.MESSAGE & filters.StatusUpdate.MIGRATE
-        app.add_handler(MessageHandler(service, self.migrated), group=BEFORE_THE_GATE)
 
     async def migrated(self, update: Update, context: Context) -> None:
         """Move the old group's memory and settings to the supergroup; nothing else runs."""

@@ -7,11 +7,10 @@ from io import BytesIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 
 from bot.db import userdata
 from bot.export import to_jsonl, to_markdown
-from bot.telegram.handlers import AnyApplication, Context
+from bot.telegram.handlers import Context
 
 CONFIRM_FORGET = (
     "Delete everything I stored about you — your messages, my replies to them, the summaries "
@@ -26,14 +25,6 @@ NOTHING_STORED = "I have no conversation with you stored here yet."
 class UserDataHandlers:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-
-    def register(self, app: AnyApplication) -> None:
-        new = filters.UpdateType.MESSAGE
-        app.add_handler(CommandHandler("forget", self.forget, filters=new))
-        app.add_handler(CommandHandler("export", self.export, filters=new))
-        app.add_handler(CallbackQueryHandler(self.confirm_forget, pattern=FORGET_DATA))
-        # The fallback for every other button press: register new button handlers before it.
-        app.add_handler(CallbackQueryHandler(self.stale_button))
 
     async def forget(self, update: Update, context: Context) -> None:
         """Ask for confirmation with two buttons bound to the asking user."""

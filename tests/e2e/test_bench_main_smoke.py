@@ -12,8 +12,14 @@ from tests.conftest import TEST_DATABASE_URL
 PCT_KEYS = ("n", "p50_ms", "p95_ms", "p99_ms")
 
 
+def _check_cpu(run: dict[str, Any]) -> None:
+    cpu = run["bot_cpu_ms_per_turn"]
+    assert isinstance(cpu, float) and cpu >= 0, cpu
+
+
 def _check_overhead(run: dict[str, Any], chats: int) -> None:
     assert run["turns"] == chats
+    _check_cpu(run)
     assert run["incomplete"] == 0
     assert run["replies_missing"] == 0
     for figure in ("update_to_request", "last_token_to_final_edit"):
@@ -44,6 +50,7 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
         assert list(history["sizes"]) == [str(n) for n in plan["history_sizes"]]
         for size in history["sizes"].values():
             assert size["update_to_request"]["n"] == plan["history_turns"]
+            _check_cpu(size)
         assert isinstance(history["p50_ratio_largest_to_smallest"], float)
 
     scale = results["throughput"]
@@ -52,6 +59,7 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
     assert scale["replies_missing"] == 0
     assert scale["user_visible_error_messages"] == 0
     assert isinstance(scale["turns_per_s"], float)
+    _check_cpu(scale)
     assert isinstance(scale["peak_rss_mb"], float) and scale["peak_rss_mb"] > 0
     assert scale["telegram_calls_per_reply"] >= 1
     assert isinstance(scale["http_429_received_by_bot"], int)
