@@ -6,7 +6,8 @@ MediaError
 ├── TranscriptionError   the transcription server failed or is not configured
 └── DocumentError        the document could not be read (encrypted, scanned, broken, ...)
 
-Errors carry a `code` and `values` (e.g. {"limit_mb": 20}); the frontend renders the sentence.
+Errors carry a `code` and `values` (e.g. {"size": 5000, "limit": 4096}); the frontend (bot.wording)
+renders the sentence.
 """
 
 from __future__ import annotations
