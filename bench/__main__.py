@@ -23,6 +23,7 @@ from bench.overhead import concurrency, history_length
 from bench.report import format_table
 from bench.scale import throughput
 from bench.tokens import token_counting
+from bench.tools import tool_turns
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Plan:
     media_chats: int  # chats streaming while the big PDF is parsed
     media_pdf_mb: int
     media_rounds: int  # other chats' turns without, then with, the big PDF
+    tool_chats: int = 5
+    tool_rounds: int = 20
 
 
 FULL = Plan(
@@ -59,6 +62,8 @@ SMOKE = Plan(
     2,
     1,
     1,
+    tool_chats=1,
+    tool_rounds=2,
 )
 
 
@@ -110,6 +115,7 @@ async def run(plan: Plan, *, postgres: bool = True, profile: Path | None = None)
         )
         for database in databases
     }
+    results["tools"] = await tool_turns("sqlite", plan.latency, plan.tool_chats, plan.tool_rounds)
     return results
 
 

@@ -299,7 +299,7 @@ def turn_times(telegram: BotAPIEmulator, model: TimedModel, chat_id: int, turn: 
     """The two overheads of one chat's turn, from the emulators' records."""
     key = prompt_for(chat_id, turn)
     call = next((c for c in model.calls if c.key == key), None)
-    delivered = _delivered_at(telegram.calls, chat_id, key)
+    delivered = delivered_at(telegram.calls, chat_id, key)
     to_request = None
     if call is not None and delivered is not None:
         to_request = call.request_at - delivered
@@ -318,7 +318,7 @@ def turn_times(telegram: BotAPIEmulator, model: TimedModel, chat_id: int, turn: 
     return TurnTimes(to_request, to_final)
 
 
-def _delivered_at(calls: list[ApiCall], chat_id: int, text: str) -> float | None:
+def delivered_at(calls: list[ApiCall], chat_id: int, text: str) -> float | None:
     """When the getUpdates answer carrying this chat's message left the emulator."""
     for call in calls:
         if call.method != "getUpdates" or call.status != 200:

@@ -100,6 +100,15 @@ def format_table(results: dict[str, Any]) -> str:
         f"max deviation {k['max_deviation_pct']}%",
     ]
     lines += ["", *_media(results["media"])]
+    tools = results.get("tools")
+    if tools:
+        t = tools["update_to_final_minus_model"]
+        lines += [
+            "",
+            f"6. One MCP tool call per turn (stdio server; {tools['turns']} turns, SQLite): "
+            f"update -> final edit minus model time p50 {_cell(t['p50_ms'])}, "
+            f"p99 {_cell(t['p99_ms'])} ({tools['incomplete']} incomplete)",
+        ]
     return "\n".join(lines)
 
 

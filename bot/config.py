@@ -32,6 +32,15 @@ from bot.model_profile import (
     check_stop,
     check_template,
 )
+from bot.tool_config import (
+    BUILTIN_NAMES,
+    McpServerConfig,
+    check_builtins,
+    check_networks,
+    check_unique,
+    check_zone,
+    parse_servers,
+)
 
 IdSet = Annotated[frozenset[int], NoDecode]
 # JSON settings are decoded by `_json` (so a bad one is named like any other bad setting).
@@ -39,6 +48,9 @@ Headers = Annotated[dict[str, str], NoDecode]
 Bias = Annotated[dict[str, float], NoDecode]
 Stops = Annotated[list[str], NoDecode]
 Profiles = Annotated[dict[str, ModelProfile], NoDecode]
+Servers = Annotated[tuple[McpServerConfig, ...], NoDecode]
+Names = Annotated[frozenset[str], NoDecode]
+Networks = Annotated[tuple[str, ...], NoDecode]
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts as secret_token
 
 
@@ -204,6 +216,36 @@ class Settings(BaseSettings):
         8000, ge=100, description="Tokens of a document's text kept; a longer one is cut."
     )
     pdf_max_pages: int = Field(500, ge=1, description="PDF pages read at most.")
+    tools_enabled: bool = Field(True, description="Offer tools to backends that support them.")
+    mcp_servers: Servers = Field(
+        (), description="MCP servers (stdio command or streamable HTTP URL), as JSON."
+    )
+    tools_max_steps: int = Field(8, ge=1, le=64, description="Model → tools rounds per turn.")
+    tools_timeout: float = Field(30.0, gt=0, description="Seconds one tool call may take.")
+    tools_turn_timeout: float = Field(180.0, gt=0, description="Seconds for a turn's tool loop.")
+    tools_result_max_bytes: int = Field(
+        32_000, ge=256, description="Longest tool result given to the model (UTF-8 bytes)."
+    )
+    tools_confirm_seconds: float = Field(
+        120.0, gt=0, description="Seconds a confirmation button waits for the user's tap."
+    )
+    mcp_connect_timeout: float = Field(20.0, gt=0, description="Seconds to connect to a server.")
+    builtin_tools: Names = Field(
+        frozenset(BUILTIN_NAMES), description="Built-ins on offer, comma-separated; empty: none."
+    )
+    fetch_allow_private: bool = Field(
+        False, description="Let fetch_url reach loopback/private/link-local addresses."
+    )
+    fetch_allowed_networks: Networks = Field(
+        (), description="Networks fetch_url may reach although private, comma-separated CIDRs."
+    )
+    fetch_max_bytes: int = Field(2_000_000, ge=1_024, description="Bytes fetch_url downloads.")
+    fetch_timeout: float = Field(15.0, gt=0, description="Seconds fetch_url may take.")
+    default_timezone: str = Field("UTC", description="IANA zone for current_time.")
+    image_model: str = Field("gpt-image-1", min_length=1, description="generate_image's model.")
+    image_size: str = Field(
+        "1024x1024", pattern=r"^(auto|\d{3,4}x\d{3,4})$", description="generate_image's size."
+    )
 
     @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
     @classmethod
@@ -226,6 +268,31 @@ class Settings(BaseSettings):
             return json.loads(value)
         except ValueError:
             raise ValueError("expected JSON") from None
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _servers(cls, value: Any) -> Any:
+        return parse_servers(value)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _unique_servers(cls, value: tuple[McpServerConfig, ...]) -> tuple[McpServerConfig, ...]:
+        return check_unique(value)
+
+    @field_validator("builtin_tools", mode="before")
+    @classmethod
+    def _builtins(cls, value: Any) -> Any:
+        return check_builtins(value)
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return check_networks(value)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_zone(value)
 
     @field_validator("reasoning_model", "vision", mode="before")
     @classmethod

@@ -21,11 +21,12 @@ from bot.db.migrate import upgrade_to_head
 from bot.errors import ConfigError
 from bot.llm.backends import Backends
 from bot.notices import Notice
-from bot.reply_sink import Final, ReplyEvent
+from bot.reply_sink import Final, ReplyEvent, ToolActivity
 from bot.runtime.http_transport import model_http_client
+from bot.tools.toolbox import Toolbox
 from bot.turn import TurnRunner
 from bot.values import ChatInfo, UserInfo
-from bot.wording import appended, render
+from bot.wording import appended, render, tool_lines
 
 CONSOLE_CHAT = 0  # Telegram never uses chat id 0
 # The console never talks to Telegram, so a bot token is not needed to try a backend.
@@ -44,12 +45,18 @@ class ConsoleSink:
         self._shown = ""
 
     def show(self, event: ReplyEvent) -> None:
-        """Stream the answer; with SHOW_REASONING, the thinking until the answer starts."""
+        """Stream the answer; with SHOW_REASONING, the thinking until the answer starts; the
+        status of tool calls while they run."""
+        if isinstance(event, ToolActivity):
+            self._write(tool_lines(event.calls))
+            return
         text, reasoning = event.text, event.reasoning
         self._write(text or (f"[thinking] {reasoning}" if reasoning else ""))
 
     async def finish(self, final: Final) -> list[int]:
         self._write(appended(final.text, final.notice))
+        for attachment in final.attachments:
+            self._out.write(f"\n[{attachment.kind}: {attachment.caption or attachment.mime_type}]")
         self._out.write("\n")
         self._out.flush()
         return []
@@ -91,11 +98,12 @@ async def run_console(
     """Read messages from `stdin` until end of input, answering each on `stdout`."""
     engine = create_engine(settings.resolved_database_url)
     http = model_http_client(settings)
+    backends = Backends.from_settings(http, settings)
+    toolbox = Toolbox.for_backends(settings, backends, http)
     try:
         await upgrade_to_head(engine)
-        runner = TurnRunner(
-            settings, create_sessionmaker(engine), Backends.from_settings(http, settings)
-        )
+        await toolbox.start()
+        runner = TurnRunner(settings, create_sessionmaker(engine), backends, toolbox)
         chat = ChatInfo(chat_id, "private", "console")
         user = UserInfo(chat_id, "Console")
         sink, ids, interactive = ConsoleSink(stdout), message_ids(), stdin.isatty()
@@ -114,5 +122,6 @@ async def run_console(
                 await runner.run(Incoming(chat, user, text, next(ids)), sink)
             stdout.flush()
     finally:
+        await toolbox.aclose()
         await http.aclose()
         await engine.dispose()

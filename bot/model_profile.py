@@ -87,6 +87,7 @@ class ModelProfile(BaseModel):
     azure_deployment: str = ""
     context_tokens: int | None = Field(None, ge=256)
     reasoning: bool | None = None
+    tools: bool | None = None  # offers function calling; None: by `api` (completions: no)
     prompt_template: str | None = None
     message_template: str | None = None
     stop: list[str] | None = None

@@ -2,7 +2,13 @@
 
 A context-length error before any text is retried once with a harder-trimmed prompt (and the
 calibration learns from it). /stop cancels the stream through `TurnControl`; reaching a bound
-cancels it from inside, which closes the HTTP response. Later: the tool loop.
+cancels it from inside, which closes the HTTP response.
+
+With tools on offer, a step that ends with tool calls runs them (`bot.tools.ToolLoop`: step
+limit, deadline, per-call failures as error results), adds the step's text, the calls and
+their results to the reply's parts, and asks the model again with them, until an answer comes
+without calls. The sink sees one status per call meanwhile (`ToolActivity`); /stop cancels a
+running call like the stream, and the calls it cut short get a "stopped" result.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.config import Settings
 from bot.conversation import Stored
@@ -20,14 +27,19 @@ from bot.errors import ContextLengthError, LLMError
 from bot.llm.backends import ModelClient
 from bot.llm.reasoning import ThinkSplitter
 from bot.llm.tokens import TokenCounter
-from bot.llm.types import ChatRequest, StreamEvent, Usage
+from bot.llm.types import ChatMessage, ChatRequest, StreamEvent, Usage
 from bot.notices import Code, Notice
+from bot.parts import Part, TextPart
 from bot.prompt.calibration import RETRY_MARGIN, Calibration
 from bot.prompt.fit import MessageTooLong, Prompt
 from bot.prompt.recall import Recall
 from bot.reply_bounds import MESSAGE_CHARS, Bound, ReplyBounds, cut
 from bot.reply_saves import ReplySaver
-from bot.reply_sink import Progress, ReplySink, ShowsMessages
+from bot.reply_sink import Progress, ReplySink, ShowsMessages, ToolActivity
+from bot.tools.calls import ToolCallAccumulator
+from bot.tools.loop import StepOutcome, ToolLoop, ToolStatus, stopped_results
+from bot.tools.types import Attachment
+from bot.values import Role
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +56,10 @@ class TurnControl:
 
     def __init__(self) -> None:
         self.stopped = False
-        self._stream: asyncio.Task[None] | None = None
+        self._stream: asyncio.Task[Any] | None = None
 
-    def attach(self, stream: asyncio.Task[None]) -> None:
+    def attach(self, stream: asyncio.Task[Any]) -> None:
+        """The task /stop cancels now: the model stream, or a step's tool calls."""
         self._stream = stream
         if self.stopped:
             stream.cancel()
@@ -78,9 +91,42 @@ class StreamedReply:
     shown_chars: int = 0  # how much of the text was shown
     saver: ReplySaver | None = None
     thinking: ThinkSplitter = field(default_factory=ThinkSplitter)
+    # Tool use: the earlier steps' text, calls and results; this step's calls as they stream.
+    parts: list[Part] = field(default_factory=list)
+    calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
+    tools: dict[str, ToolStatus] = field(default_factory=dict)  # by call id, for the live view
+    attachments: list[Attachment] = field(default_factory=list)
+    spent: Usage | None = None  # the usage of the earlier steps
+    tool_seconds: float = 0.0  # spent running tools (not the stream's time bound's)
 
     def shown_reasoning(self, show: bool) -> str:
         return self.thinking.reasoning if show else ""
+
+    def messages(self) -> tuple[ChatMessage, ...]:
+        """The prompt, and the reply's tool exchange so far for the next step."""
+        if not self.parts:
+            return self.prompt.messages
+        return (*self.prompt.messages, ChatMessage(Role.ASSISTANT, tuple(self.parts)))
+
+    def total_usage(self) -> Usage | None:
+        """What every step used, as the server reported it (None if it never did)."""
+        if self.usage is None or self.spent is None:
+            return self.usage or self.spent
+        return Usage(
+            self.spent.prompt_tokens + self.usage.prompt_tokens,
+            self.spent.completion_tokens + self.usage.completion_tokens,
+        )
+
+    def next_step(self, outcome: StepOutcome) -> None:
+        """Keep this step (its text, then the calls and results) and start the next one."""
+        if self.text.strip():
+            self.parts.append(TextPart(self.text))
+        self.parts += outcome.parts
+        self.attachments += [a for result in outcome.results for a in result.attachments]
+        self.spent, self.usage = self.total_usage(), None
+        self.text, self.shown_chars, self.finish = "", 0, None
+        self.thinking = ThinkSplitter()
+        self.calls = ToolCallAccumulator()
 
 
 class ModelStep:
@@ -101,9 +147,58 @@ class ModelStep:
         request: ChatRequest,
         sink: ReplySink,
         control: TurnControl,
+        tools: ToolLoop | None = None,
     ) -> LLMError | None:
-        """Stream the reply; the error that ended it early, if one did. Raises CancelledError
-        only when the turn itself is cancelled (shutdown), not on /stop."""
+        """Stream the reply, running its tool calls between steps when `tools` is given; the
+        error that ended it early, if one did. Raises CancelledError only when the turn itself
+        is cancelled (shutdown), not on /stop."""
+        while True:
+            error = await self._stream(stored, reply, request, sink, control)
+            calls = reply.calls.calls()
+            if error is not None or tools is None or not calls or control.stopped:
+                return error
+            if reply.bound is not None or tools.stopped:  # calls past the limit, once answered
+                return None
+            await self._run_tools(reply, tools, sink, control)
+            if control.stopped:
+                return None
+            offered = request.tools if tools.tools_allowed else ()
+            request = replace(request, messages=reply.messages(), tools=offered)
+
+    async def _run_tools(
+        self, reply: StreamedReply, tools: ToolLoop, sink: ReplySink, control: TurnControl
+    ) -> None:
+        """Run the step's calls, showing a status per call; /stop answers them "stopped"."""
+        calls = reply.calls.calls()
+        details = self._settings.show_reasoning
+
+        async def on_status(status: ToolStatus) -> None:
+            reply.tools[status.call_id] = status
+            sink.show(ToolActivity(tuple(reply.tools.values()), details))
+
+        tools.on_status = on_status
+        started = time.monotonic()
+        task = asyncio.create_task(tools.step(calls))
+        control.attach(task)
+        try:
+            outcome = await task
+        except asyncio.CancelledError:
+            if _being_cancelled():  # shutdown, not /stop
+                raise
+            outcome = StepOutcome(tuple(calls), stopped_results(calls))
+        finally:
+            reply.tool_seconds += time.monotonic() - started
+        reply.next_step(outcome)
+
+    async def _stream(
+        self,
+        stored: Stored,
+        reply: StreamedReply,
+        request: ChatRequest,
+        sink: ReplySink,
+        control: TurnControl,
+    ) -> LLMError | None:
+        """One model step; a context-length error before any text is retried once."""
         for attempt in (1, 2):
             stream = asyncio.create_task(self._consume(request, reply, sink))
             control.attach(stream)
@@ -125,7 +220,7 @@ class ModelStep:
                     )
                 except MessageTooLong:
                     return exc
-                request = replace(request, messages=reply.prompt.messages)
+                request = replace(request, messages=reply.messages())
                 continue
             except LLMError as exc:
                 logger.warning("model stream failed in chat %s: %s", stored.chat.id, exc)
@@ -140,7 +235,8 @@ class ModelStep:
         """Show the stream as it comes; stop it (closing the response) at a bound."""
         bounds = reply.bounds
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + bounds.seconds - (time.monotonic() - reply.started)
+        streamed = time.monotonic() - reply.started - reply.tool_seconds
+        deadline = loop.time() + bounds.seconds - streamed
         events = self._client.stream(request)
         try:
             # Reaching a bound cancels the stream from inside (the scope expires at once): the
@@ -172,6 +268,8 @@ class ModelStep:
         async for event in events:
             if reply.bound is not None:
                 continue  # the scope is cancelling the stream
+            if event.tool_calls:
+                reply.calls.feed(event.tool_calls)
             if event.reasoning:
                 reply.thinking.add_reasoning(event.reasoning)
             if event.text:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.notices import Notice
+from bot.parts import ToolCallPart
+from bot.tools.loop import ToolStatus
+from bot.tools.types import Attachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,16 +25,28 @@ class Progress:
     reasoning: str = ""
 
 
-ReplyEvent = Progress
+@dataclass(frozen=True, slots=True)
+class ToolActivity:
+    """The tool calls of this reply so far, one status each, in order (the live view shows a
+    line per call until the answer's text replaces them); `details` asks for the arguments
+    and a result excerpt too (SHOW_REASONING)."""
+
+    calls: tuple[ToolStatus, ...]
+    details: bool = False
+
+
+ReplyEvent = Progress | ToolActivity
 
 
 @dataclass(frozen=True, slots=True)
 class Final:
-    """The complete reply: its text, the thinking when shown, and why it ended early."""
+    """The complete reply: its text, the thinking when shown, why it ended early, and what
+    its tools made to be sent along (generated images)."""
 
     text: str
     reasoning: str = ""
     notice: Notice | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 class ReplySink(Protocol):
@@ -58,3 +73,12 @@ class ShowsMessages(Protocol):
 
     def messages_for(self, text: str, notice: Notice | None = None) -> int:
         """How many messages `text` (and the notice after it) takes once shown in full."""
+
+
+@runtime_checkable
+class Confirms(Protocol):
+    """A sink that can ask the user whether a tool may run (Telegram: inline buttons)."""
+
+    async def confirm(self, call: ToolCallPart, title: str) -> bool:
+        """Ask about `call` (of the tool described by `title`); True when the user agrees.
+        Waits a bounded time: no answer is a no."""

@@ -23,16 +23,22 @@ from bot.db.models import Status
 from bot.errors import LLMError
 from bot.llm.backends import ModelClient
 from bot.llm.tokens import TokenCounter
-from bot.llm.types import ChatRequest
+from bot.llm.types import ChatRequest, FunctionTool
 from bot.model_step import BOUND_CODES, ModelStep, StreamedReply, TurnControl
 from bot.notices import Code, Notice
+from bot.parts import ToolCallPart
 from bot.prompt.calibration import Calibration
 from bot.prompt.fit import MessageTooLong
 from bot.prompt.recall import Recall
 from bot.prompt.summary import Summarizer, SummaryJob
 from bot.reply_bounds import ReplyBounds
 from bot.reply_record import Recorder
-from bot.reply_sink import Final, ReplySink
+from bot.reply_sink import Confirms, Final, ReplySink
+from bot.tools.loop import ToolLoop
+from bot.tools.registry import ToolSpec
+from bot.tools.runner import Confirm
+from bot.tools.toolbox import Toolbox
+from bot.tools.types import ToolContext
 from bot.values import Role, UserInfo
 
 logger = logging.getLogger(__name__)
@@ -51,10 +57,15 @@ class TurnRunner:
     """Runs turns against one model endpoint and one database."""
 
     def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], client: ModelClient
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        client: ModelClient,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
+        self.toolbox = toolbox
         calibration = Calibration()
         self.recall = Recall(settings, sessions, calibration)
         self.conversations = Conversations(settings, sessions, self.recall)
@@ -139,7 +150,9 @@ class TurnRunner:
             return Outcome.TOO_LONG
         return await self._reply(stored, ready, sink, control)
 
-    def _request(self, stored: Stored, reply: StreamedReply) -> ChatRequest:
+    def _request(
+        self, stored: Stored, reply: StreamedReply, tools: tuple[FunctionTool, ...]
+    ) -> ChatRequest:
         return ChatRequest(
             model=stored.config.model,
             messages=reply.prompt.messages,
@@ -147,7 +160,26 @@ class TurnRunner:
             sampling=stored.config.sampling,
             user=self.conversations.user_hash(reply.user_id),
             profile=stored.config.profile,
+            tools=tools,
         )
+
+    def _tools(
+        self, stored: Stored, reply: StreamedReply, sink: ReplySink
+    ) -> tuple[ToolLoop | None, tuple[FunctionTool, ...]]:
+        """This turn's tool loop and the tools it offers; (None, ()) when the chat has none."""
+        toolbox = self.toolbox
+        offered = toolbox.offered(stored.config.profile, stored.chat.tools_off) if toolbox else ()
+        if toolbox is None or not offered:
+            return None, ()
+        confirm: Confirm | None = None
+        if isinstance(sink, Confirms):
+            asks = sink
+
+            async def confirm(call: ToolCallPart, spec: ToolSpec, context: ToolContext) -> bool:
+                return await asks.confirm(call, spec.name)
+
+        context = ToolContext(chat_id=reply.chat_id, user_id=reply.user_id)
+        return toolbox.loop(context, disabled=stored.chat.tools_off, confirm=confirm), offered
 
     async def _reply(
         self, stored: Stored, reply: StreamedReply, sink: ReplySink, control: TurnControl
@@ -157,17 +189,22 @@ class TurnRunner:
         saver = self._recorder.start(reply, sink)
         try:
             await sink.begin()
+            loop, offered = self._tools(stored, reply, sink)
+            request = self._request(stored, reply, offered)
             try:
-                error = await self._step.run(
-                    stored, reply, self._request(stored, reply), sink, control
-                )
+                error = await self._step.run(stored, reply, request, sink, control, loop)
             except asyncio.CancelledError:  # shutdown: keep what was shown
                 settle = self._recorder.record(reply, Status.INTERRUPTED, saver.telegram_ids)
                 await asyncio.shield(settle)
                 raise
             if not reply.text.strip():
-                await sink.say(self._no_text_notice(error, control))
-                await self._recorder.settle(reply, Status.FAILED, [])
+                no_text = self._no_text_notice(error, control)
+                shown: list[int] = []
+                if reply.tools:  # the status lines give way to the notice
+                    shown = await sink.finish(Final("", notice=no_text))
+                else:
+                    await sink.say(no_text)
+                await self._recorder.settle(reply, Status.FAILED, shown)
                 return Outcome.STOPPED if control.stopped else Outcome.FAILED
             # The complete text is saved while the final Telegram call goes out, not before it:
             # a kill in between leaves the last partial save, and start-up settlement edits the
@@ -175,8 +212,9 @@ class TurnRunner:
             saving = asyncio.create_task(saver.save())
             reasoning = reply.shown_reasoning(self._settings.show_reasoning)
             notice = self._notice(reply, error, control)
+            attachments = tuple(reply.attachments)
             try:
-                ids = await sink.finish(Final(reply.text, reasoning, notice))
+                ids = await sink.finish(Final(reply.text, reasoning, notice, attachments))
             finally:
                 await saving
             complete = error is None and not control.stopped and reply.bound is None

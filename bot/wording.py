@@ -7,6 +7,7 @@ so that translations (gettext catalogs, later) replace it in one place.
 from __future__ import annotations
 
 from bot.notices import Code, Notice
+from bot.tools.loop import ToolStatus
 
 SENTENCES: dict[str, str] = {
     Code.CUT_BY_LIMIT: "[The reply was cut off at the token limit.]",
@@ -109,3 +110,50 @@ def appended(text: str, notice: Notice | None) -> str:
     if notice is None:
         return text
     return f"{text}\n\n{render(notice)}" if text.strip() else render(notice)
+
+
+# The live view of tool calls: one line per call while it runs, then how it ended.
+TOOL_RUNNING = "🔧 `{name}`{preview}…"
+TOOL_ENDED = {"done": "✅ `{name}`{preview}", "failed": "⚠️ `{name}`{preview}: {why}"}
+TOOL_WHY = {
+    "tool_error": "the tool reported an error",
+    "failed": "failed",
+    "timeout": "timed out",
+    "unknown_tool": "no such tool",
+    "bad_arguments": "bad arguments",
+    "declined": "declined",
+    "unavailable": "its server is unavailable",
+    "step_limit": "the tool step limit was reached",
+    "stopped": "stopped",
+}
+TOOL_LINES_SHOWN = 10
+MARKUP = str.maketrans({"`": "'", "*": "·", "_": " ", "[": "(", "]": ")"})
+
+
+def tool_line(status: ToolStatus) -> str:
+    """One call as its status line: '🔧 `search`: «telegram bot api 10»…', then ✅ or ⚠️."""
+    preview = f": «{status.preview.translate(MARKUP)}»" if status.preview else ""
+    values = {"name": status.name, "preview": preview}
+    if status.phase == "running":
+        return TOOL_RUNNING.format(**values)
+    why = TOOL_WHY.get(status.result.status if status.result else "step_limit", "failed")
+    return TOOL_ENDED[status.phase].format(**values, why=why)
+
+
+def tool_lines(calls: tuple[ToolStatus, ...]) -> str:
+    """The status lines of a reply's calls (the newest ones, when there are many)."""
+    lines = [tool_line(status) for status in calls[-TOOL_LINES_SHOWN:]]
+    if len(calls) > TOOL_LINES_SHOWN:
+        lines.insert(0, f"… {len(calls) - TOOL_LINES_SHOWN} earlier calls")
+    return "\n".join(lines)
+
+
+def tool_details(calls: tuple[ToolStatus, ...]) -> str:
+    """The calls' arguments and result excerpts, for the collapsed view (SHOW_REASONING)."""
+    blocks = []
+    for status in calls[-TOOL_LINES_SHOWN:]:
+        block = f"{status.name}({status.arguments})"
+        if status.result is not None:
+            block += f"\n→ {status.result_excerpt()}"
+        blocks.append(block)
+    return "\n\n".join(blocks)

@@ -81,6 +81,8 @@ def make_settings(
             "group_edit_interval": 1.0,
             "openai_timeout": 5.0,
             "log_level": "DEBUG",
+            # No built-in tools unless a test asks for them: request bodies stay as they were.
+            "builtin_tools": "",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

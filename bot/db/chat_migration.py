@@ -34,6 +34,7 @@ UNSET: dict[str, Any] = {
     "memory_mode": "chat",
     "summary_enabled": None,
     "is_allowed": False,
+    "disabled_tools": None,
 }
 
 

@@ -10,6 +10,7 @@ A message's content is its plain text (`messages.content`); one that holds more 
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
 from typing import Any
 
@@ -102,7 +103,13 @@ class Chat(Base):
     # Rolling summary of old turns: None follows SUMMARY_ENABLED.
     summary_enabled: Mapped[bool | None] = mapped_column(Boolean)
     is_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    disabled_tools: Mapped[str | None] = mapped_column(Text)  # JSON list of tool names (/tools)
     created_at: Mapped[datetime] = _now()
+
+    @property
+    def tools_off(self) -> frozenset[str]:
+        """The tools admins turned off here (none when never set)."""
+        return frozenset(json.loads(self.disabled_tools)) if self.disabled_tools else frozenset()
 
 
 class Conversation(Base):

@@ -180,6 +180,11 @@ async def add_message(
     if not parts or is_plain(parts):
         return int((await session.execute(NEW_MESSAGE, row)).scalar_one())
     message_id = int((await session.execute(NEW_MESSAGE, row | {"has_parts": True})).scalar_one())
+    await _add_content(session, message_id, parts)
+    return message_id
+
+
+async def _add_content(session: AsyncSession, message_id: int, parts: tuple[Part, ...]) -> None:
     rows = []
     for position, part in enumerate(parts):
         kind, text, data, blob = encode(part)
@@ -195,7 +200,19 @@ async def add_message(
             }
         )
     await session.execute(NEW_CONTENT, rows)
-    return message_id
+
+
+async def set_parts(session: AsyncSession, message_id: int, parts: tuple[Part, ...]) -> None:
+    """Make `parts` the message's content (a reply's tool calls and results with its text)."""
+    await session.execute(delete(MessageContent).where(MessageContent.message_id == message_id))
+    plain = is_plain(parts)
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(has_parts=not plain, content=without_nul(text_form(parts)))
+    )
+    if not plain:
+        await _add_content(session, message_id, parts)
 
 
 class Keep(enum.Enum):

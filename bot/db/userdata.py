@@ -120,6 +120,7 @@ FORGET_RULES: dict[str, dict[str, str]] = {
         "stop": REDACT,
         "memory_mode": REDACT,
         "summary_enabled": REDACT,
+        "disabled_tools": REDACT,
         "is_allowed": KEEP,
         "created_at": KEEP,
     },

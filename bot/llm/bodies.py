@@ -14,13 +14,26 @@ into the plain string.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bot.llm.endpoint import Endpoint
-from bot.llm.types import ChatMessage, ChatRequest
-from bot.parts import ImagePart, Part, ToolCallPart, ToolResultPart, as_prompt_text, prompt_text
+from bot.llm.exchanges import Segment, paired
+from bot.llm.types import ChatMessage, ChatRequest, FunctionTool
+from bot.parts import ImagePart, Part, as_prompt_text, prompt_text
 
 MAX_STOP = 4
+MAX_DESCRIPTION = 1024
+
+
+def _function(tool: FunctionTool) -> dict[str, Any]:
+    """A tool's name, description and schema: chat/completions wraps them in `function`,
+    the Responses API puts them beside `type`."""
+    return {
+        "name": tool.name,
+        "description": tool.description[:MAX_DESCRIPTION],
+        "parameters": tool.parameters,
+    }
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
@@ -44,17 +57,9 @@ def _sampling(request: ChatRequest, reasoning: bool) -> dict[str, Any]:
     return _present({**tuned, "seed": s.seed, "user": request.user})
 
 
-def _split(
-    parts: tuple[Part, ...],
-) -> tuple[tuple[Part, ...], list[ToolCallPart], list[ToolResultPart]]:
-    """(content parts, tool calls, tool results) of a message, each in order."""
-    calls = [p for p in parts if isinstance(p, ToolCallPart)]
-    results = [p for p in parts if isinstance(p, ToolResultPart)]
-    rest = tuple(p for p in parts if not isinstance(p, ToolCallPart | ToolResultPart))
-    return rest, calls, results
-
-
-def _chat_content(parts: tuple[Part, ...]) -> str | list[dict[str, Any]]:
+def _chat_content(parts: str | tuple[Part, ...]) -> str | list[dict[str, Any]]:
+    if isinstance(parts, str):
+        return parts
     if not any(isinstance(p, ImagePart) for p in parts):
         return as_prompt_text(parts)
     items: list[dict[str, Any]] = []
@@ -67,33 +72,42 @@ def _chat_content(parts: tuple[Part, ...]) -> str | list[dict[str, Any]]:
     return items
 
 
-def chat_messages(message: ChatMessage) -> list[dict[str, Any]]:
-    """One prompt message as chat/completions messages: a tool result is a message of its own,
-    answering the assistant message that carries the call."""
-    if isinstance(message.content, str):
-        return [{"role": message.role, "content": message.content}]
-    rest, calls, results = _split(message.content)
-    found: list[dict[str, Any]] = [
-        {"role": "tool", "tool_call_id": r.call_id, "content": r.text} for r in results
+def _chat_items(segment: Segment) -> list[dict[str, Any]]:
+    """One segment as chat/completions messages: the assistant message carrying the calls,
+    then one `tool` message per result."""
+    content = segment.content
+    if not segment.calls:
+        role = "user" if segment.role == "tool" else segment.role
+        return [{"role": role, "content": _chat_content(content)}]
+    function_calls = [
+        {
+            "id": c.call_id,
+            "type": "function",
+            "function": {"name": c.name, "arguments": c.arguments},
+        }
+        for c in segment.calls
     ]
-    if calls:
-        function_calls = [
-            {
-                "id": c.call_id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            }
-            for c in calls
-        ]
-        content = _chat_content(rest) if rest else None
-        found.append({"role": "assistant", "content": content, "tool_calls": function_calls})
-    elif rest:
-        role = "user" if message.role == "tool" else message.role
-        found.append({"role": role, "content": _chat_content(rest)})
+    found: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": _chat_content(content) if content else None,
+            "tool_calls": function_calls,
+        }
+    ]
+    found += [
+        {"role": "tool", "tool_call_id": r.call_id, "content": r.text} for r in segment.results
+    ]
     return found
 
 
-def _responses_content(parts: tuple[Part, ...], role: str) -> str | list[dict[str, Any]]:
+def chat_messages(messages: Iterable[ChatMessage]) -> list[dict[str, Any]]:
+    """A prompt's messages as chat/completions messages, every call answered (`paired`)."""
+    return [item for segment in paired(messages) for item in _chat_items(segment)]
+
+
+def _responses_content(parts: str | tuple[Part, ...], role: str) -> str | list[dict[str, Any]]:
+    if isinstance(parts, str):
+        return parts
     if not any(isinstance(p, ImagePart) for p in parts):
         return as_prompt_text(parts)
     text_type = "output_text" if role == "assistant" else "input_text"
@@ -106,22 +120,27 @@ def _responses_content(parts: tuple[Part, ...], role: str) -> str | list[dict[st
     return items
 
 
-def responses_items(message: ChatMessage) -> list[dict[str, Any]]:
-    """One prompt message as Responses `input` items: its content, then its function calls
-    and their outputs as items of their own."""
-    if isinstance(message.content, str):
-        return [{"role": message.role, "content": message.content}]
-    rest, calls, results = _split(message.content)
-    role = "user" if message.role == "tool" else message.role
-    found = [{"role": role, "content": _responses_content(rest, role)}] if rest else []
+def _responses_items(segment: Segment) -> list[dict[str, Any]]:
+    """One segment as Responses `input` items: its content, then its function calls and their
+    outputs as items of their own."""
+    role = "user" if segment.role == "tool" else segment.role
+    found = [{"role": role, "content": _responses_content(segment.content, role)}]
+    if segment.calls and not segment.content:
+        found = []
     found += [
         {"type": "function_call", "call_id": c.call_id, "name": c.name, "arguments": c.arguments}
-        for c in calls
+        for c in segment.calls
     ]
     found += [
-        {"type": "function_call_output", "call_id": r.call_id, "output": r.text} for r in results
+        {"type": "function_call_output", "call_id": r.call_id, "output": r.text}
+        for r in segment.results
     ]
     return found
+
+
+def responses_items(messages: Iterable[ChatMessage]) -> list[dict[str, Any]]:
+    """A prompt's messages (system ones aside) as Responses `input` items."""
+    return [item for segment in paired(messages) for item in _responses_items(segment)]
 
 
 def chat_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
@@ -129,7 +148,7 @@ def chat_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
     reasoning = endpoint.is_reasoning(request.model)
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [item for m in request.messages for item in chat_messages(m)],
+        "messages": chat_messages(request.messages),
         "max_completion_tokens" if reasoning else "max_tokens": request.max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -137,6 +156,8 @@ def chat_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
     body.update(_sampling(request, reasoning))
     if request.sampling.stop:
         body["stop"] = list(request.sampling.stop)
+    if request.tools and endpoint.supports_tools:
+        body["tools"] = [{"type": "function", "function": _function(t)} for t in request.tools]
     return body
 
 
@@ -167,9 +188,7 @@ def responses_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
     s = request.sampling
     body: dict[str, Any] = {
         "model": request.model,
-        "input": [
-            item for m in request.messages if m.role != "system" for item in responses_items(m)
-        ],
+        "input": responses_items(m for m in request.messages if m.role != "system"),
         "max_output_tokens": request.max_tokens,
         "stream": True,
         "store": False,
@@ -179,6 +198,8 @@ def responses_body(request: ChatRequest, endpoint: Endpoint) -> dict[str, Any]:
     if not reasoning:
         body.update(_present({"temperature": s.temperature, "top_p": s.top_p}))
     body.update(_present({"user": request.user}))
+    if request.tools and endpoint.supports_tools:
+        body["tools"] = [{"type": "function", **_function(t)} for t in request.tools]
     return body
 
 

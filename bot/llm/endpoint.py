@@ -63,6 +63,12 @@ class Endpoint:
     azure_api_version: str = ""
     azure_deployment: str = ""
     reasoning: bool | None = None
+    tools: bool | None = None  # None: whatever the API mode has (completions: no tools)
+
+    @property
+    def supports_tools(self) -> bool:
+        """Whether requests may offer tools: the completions API has no function calling."""
+        return self.api != "completions" and self.tools is not False
 
     @property
     def is_azure(self) -> bool:
@@ -141,6 +147,7 @@ def profile_endpoint(name: str, profile: ModelProfile, default: Endpoint) -> End
         azure_api_version=profile.azure_api_version,
         azure_deployment=profile.azure_deployment,
         reasoning=profile.reasoning,
+        tools=profile.tools,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.parts import Content, as_prompt_text
 
@@ -34,6 +35,15 @@ class Sampling:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionTool:
+    """A function the model may call; `parameters` is its JSON schema (an object)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
     messages: tuple[ChatMessage, ...]
@@ -41,6 +51,7 @@ class ChatRequest:
     sampling: Sampling = field(default_factory=Sampling)
     user: str | None = None
     profile: str = "default"  # the model profile (MODEL_PROFILES) to ask
+    tools: tuple[FunctionTool, ...] = ()  # none: the request has no `tools` key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +61,27 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed function call, whichever API sent it.
+
+    chat/completions: `index` says which call (some servers omit it; a new `call_id` then
+    opens a new call), the name comes once (or repeated) and the arguments in fragments.
+    Responses: `item_id` says which call, `index` is its output index, and `whole` marks the
+    complete arguments (`.done` events, the final output) that replace the fragments.
+    """
+
+    index: int | None = None
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    item_id: str = ""
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One parsed SSE chunk: a text delta, a reasoning delta, the finish reason, or the usage.
+    """One parsed SSE chunk: a text delta, a reasoning delta, tool-call pieces, the finish
+    reason, or the usage.
 
     `reasoning` is the model's thinking (`reasoning_content` deltas and the like); it is
     never part of `text`, the answer.
@@ -61,3 +91,4 @@ class StreamEvent:
     finish_reason: str | None = None
     usage: Usage | None = None
     reasoning: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()

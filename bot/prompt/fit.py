@@ -5,10 +5,15 @@ first and whole. History is consumed newest-first and reading stops at the first
 does not fit, so a long history costs nothing extra. A rolling summary of the turns that left
 the window rides in the system message: strict chat templates (Mistral, Gemma) accept only one
 system message, and only at the start.
+
+A message is kept or dropped whole, so a tool call never leaves its result behind. Tool
+results are large and soon stale: those of older exchanges over `STUB_BYTES` shrink to a stub
+first; the newest exchange keeps its results when they fit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
@@ -16,9 +21,31 @@ from bot.errors import BotError
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage
 from bot.prompt.images import at_low_detail, without_images
+from bot.parts import Part, ToolResultPart
 from bot.values import HistoryItem, Role
 
 SUMMARY_HEADER = "Summary of the earlier conversation:\n"
+STUB = "[old tool result of {size} bytes dropped to save space]"
+STUB_BYTES = 2_000
+
+
+def _stub(part: Part) -> Part:
+    if not isinstance(part, ToolResultPart) or len(part.text.encode()) <= STUB_BYTES:
+        return part
+    return dataclasses.replace(part, text=STUB.format(size=len(part.text.encode())), tokens=0)
+
+
+def stubbed(item: HistoryItem, counter: TokenCounter) -> HistoryItem:
+    """`item` with its large tool results replaced by a stub, its tokens recounted."""
+    parts = tuple(_stub(part) for part in item.parts)
+    if parts == item.parts:
+        return item
+    parts = counter.counted(parts)
+    return dataclasses.replace(item, parts=parts, tokens=counter.count_content(item.role, parts))
+
+
+def _has_results(item: HistoryItem) -> bool:
+    return any(isinstance(part, ToolResultPart) for part in item.parts)
 
 
 def system_content(system_prompt: str, summary: str) -> str:
@@ -88,7 +115,12 @@ async def build_prompt(
             summary = ""
     kept: list[tuple[HistoryItem, HistoryItem]] = []  # (as stored, images as text), newest first
     read_all = True
+    newest_exchange = True
     async for item in history:
+        if _has_results(item):  # old or oversized tool results give way to a stub first
+            if not newest_exchange or used + item.tokens > budget:
+                item = stubbed(item, counter)
+            newest_exchange = False
         light = without_images(item, counter)
         if used + light.tokens > budget:
             read_all = False

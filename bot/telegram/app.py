@@ -39,7 +39,9 @@ from bot.telegram.poller_guard import AnotherPoller, PollerGuard
 from bot.telegram.polling_bot import PollingBot
 from bot.telegram.settle import settle_unfinished
 from bot.telegram.supergroup import SupergroupHandlers
+from bot.telegram.tools_admin import ToolsAdmin
 from bot.telegram.userdata_commands import UserDataHandlers
+from bot.tools.toolbox import Toolbox
 from bot.turn import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ def build_application(
         AdminHandlers(settings, sessions, runner, access),
         UserDataHandlers(sessions),
         SupergroupHandlers(sessions),
+        ToolsAdmin(settings, sessions, access, runner.toolbox),
     )
     return app
 
@@ -121,6 +124,7 @@ class BotRuntime:
         self.web: HttpServer | None = None
         self.app: AnyApplication | None = None
         self.runner: TurnRunner | None = None
+        self.toolbox: Toolbox | None = None
         self._polling = polling_request()
         self._conflicts = PollConflicts()
         self._halting: asyncio.Task[None] | None = None
@@ -151,7 +155,11 @@ class BotRuntime:
         stack.push_async_callback(http.aclose)
         backends = Backends.from_settings(http, settings)
         client = MeteredClient(backends)
-        runner = self.runner = TurnRunner(settings, sessions, client)
+        # Tools: the built-ins, and the MCP servers, connected once (closed after the runner).
+        toolbox = self.toolbox = Toolbox.for_backends(settings, backends, http)
+        stack.push_async_callback(toolbox.aclose)
+        await toolbox.start()
+        runner = self.runner = TurnRunner(settings, sessions, client, toolbox)
         stack.push_async_callback(runner.aclose)
         TokenCounter(settings.model)  # read the vocabulary (~0.1 s) now, not in a user's turn
         gate = UpdateGate(
@@ -258,7 +266,7 @@ class BotRuntime:
             await app.stop()
 
     def _forget(self) -> None:
-        self.web = self.app = self.runner = None
+        self.web = self.app = self.runner = self.toolbox = None
 
     async def _finish_turns(self, app: AnyApplication) -> None:
         processor = app.update_processor

@@ -51,10 +51,14 @@ def _menu(commands: dict[str, str]) -> list[BotCommand]:
     return [BotCommand(name, text[:256]) for name, text in commands.items()]
 
 
+# Admin commands with buttons of their own (bot/telegram/tools_admin.py), not in ADMIN_USAGE.
+BUTTON_COMMANDS = {"tools": "/tools [on|off <name>] — the tools on offer here, with on/off buttons"}
+
+
 def admin_menu() -> list[BotCommand]:
     described = {
         name: line.split(" — ", 1)[-1]
-        for name, line in ADMIN_USAGE.items()
+        for name, line in (ADMIN_USAGE | BUTTON_COMMANDS).items()
         if name not in USER_COMMANDS
     }
     return _menu(USER_COMMANDS) + _menu(described)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -20,8 +21,10 @@ from bot.prompt.recall import Remembered
 from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
 from bot.telegram.attachments import AttachmentHandler
-from bot.telegram.commands import ADMIN_USAGE, admin_menu
+from bot.telegram.commands import ADMIN_USAGE, BUTTON_COMMANDS, admin_menu
 from bot.telegram.streamer import TelegramReply
+from bot.telegram.tool_confirm import PREFIX as CONFIRM_PREFIX
+from bot.telegram.tool_confirm import ToolConfirmations
 from bot.turn import Outcome, TurnRunner
 from bot.values import ChatInfo, UserInfo
 from bot.wording import render
@@ -91,6 +94,7 @@ class ChatHandlers:
         self._settings = settings
         self._runner = runner
         self._access = access
+        self.confirmations = ToolConfirmations(settings.tools_confirm_seconds)
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
         self._attachments = (
             AttachmentHandler(runner, media, self._turn) if media is not None else None
@@ -122,7 +126,8 @@ class ChatHandlers:
         user = update.effective_user
         text = HELP
         if self._access.is_admin(user.id if user else None):
-            text += "\n\nAdmin commands:\n" + "\n".join(ADMIN_USAGE.values())
+            commands = ADMIN_USAGE | BUTTON_COMMANDS
+            text += "\n\nAdmin commands:\n" + "\n".join(commands.values())
         await update.effective_message.reply_text(text)
         await self._admin_menu(update, context)
 
@@ -215,6 +220,7 @@ class ChatHandlers:
         assert message is not None
         private = message.chat.type == ChatType.PRIVATE
         s = self._settings
+        asker = update.effective_user.id if update.effective_user else 0
         sink = TelegramReply(
             context.bot,
             message.chat_id,
@@ -222,6 +228,13 @@ class ChatHandlers:
             interval=s.edit_interval if private else s.group_edit_interval,
             thread_id=topic(message),
             drafts=private and s.stream_mode == "draft",
+            ask_to_run=functools.partial(
+                self.confirmations.ask,
+                context.bot,
+                message.chat_id,
+                asker,
+                thread_id=topic(message),
+            ),
         )
         control = TurnControl()
         self._active[message.chat_id] = control
@@ -240,8 +253,11 @@ class ChatHandlers:
         return problem is None
 
     def skips_queue(self, update: Update) -> bool:
-        """Control commands act on the running turn, so they must not wait behind it; an
-        album's later items join its first, already in line."""
+        """Control commands and confirmation buttons act on the running turn, so they must
+        not wait behind it; an album's later items join its first, already in line."""
+        query = update.callback_query
+        if query is not None and (query.data or "").startswith(CONFIRM_PREFIX):
+            return True
         if self._attachments is not None and self._attachments.albums.joins(update):
             return True
         text = update.message.text if update.message is not None else None

@@ -26,6 +26,9 @@ from bot.telegram.admin import AdminHandlers
 from bot.telegram.commands import ADMIN_USAGE
 from bot.telegram.handlers import AnyApplication, ChatHandlers
 from bot.telegram.supergroup import SupergroupHandlers
+from bot.telegram.tool_confirm import PREFIX as CONFIRM_PREFIX
+from bot.telegram.tools_admin import PREFIX as TOOLS_PREFIX
+from bot.telegram.tools_admin import ToolsAdmin
 from bot.telegram.userdata_commands import FORGET_DATA, UserDataHandlers
 
 BEFORE_THE_GATE = -2
@@ -38,6 +41,7 @@ def register(
     admin: AdminHandlers,
     userdata: UserDataHandlers,
     supergroup: SupergroupHandlers,
+    tools: ToolsAdmin,
 ) -> None:
     """Add every handler of the bot to `app`, in the order the module docstring gives."""
     new = filters.UpdateType.MESSAGE
@@ -59,11 +63,14 @@ def register(
     add(CommandHandler("memory", admin.command("memory"), filters=new))
     for name in (name for name in ADMIN_USAGE if name != "memory"):
         add(CommandHandler(name, admin.command(name), filters=new))
+    add(CommandHandler("tools", tools.command, filters=new))
 
     add(MessageHandler(new & filters.TEXT & ~filters.COMMAND, chat.text))
     add(MessageHandler(new & ~filters.TEXT, chat.attachment))
 
     add(CallbackQueryHandler(userdata.confirm_forget, pattern=FORGET_DATA))
+    add(CallbackQueryHandler(chat.confirmations.on_tap, pattern=f"^{CONFIRM_PREFIX}"))
+    add(CallbackQueryHandler(tools.tap, pattern=f"^{TOOLS_PREFIX}"))
     # Last of the buttons: old, forged or malformed data, and prefixes no handler above knows.
     add(CallbackQueryHandler(userdata.stale_button))
 

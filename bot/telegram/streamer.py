@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -30,10 +31,12 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import ExtBot
 
 from bot.notices import Notice
-from bot.reply_sink import Final, ReplyEvent
+from bot.parts import ToolCallPart
+from bot.reply_sink import Final, ReplyEvent, ToolActivity
 from bot.runtime.ratelimit import RateLimitArgs, retry_seconds
 from bot.telegram.render import Part, render_markdown, render_plain, with_reasoning
-from bot.wording import appended, render
+from bot.tools.types import Attachment
+from bot.wording import appended, render, tool_details, tool_lines
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ FORMAT_REJECTED = ("can't parse entities", "entit", "message is too long")
 # Told the ids of the reply's messages each time a new one appears (awaited: the caller stores
 # them before the reply goes on, so a crash never leaves a shown message unknown).
 MessagesShown = Callable[[Sequence[int]], Awaitable[None]]
+# Asks the user whether a tool call may run (bot.telegram.tool_confirm), bound to the chat.
+AskToRun = Callable[[ToolCallPart, str], Awaitable[bool]]
 
 
 class TelegramReply:
@@ -64,8 +69,10 @@ class TelegramReply:
         interval: float,
         thread_id: int | None = None,
         drafts: bool = False,
+        ask_to_run: AskToRun | None = None,
     ) -> None:
         self._bot = bot
+        self._ask_to_run = ask_to_run
         self._chat_id = chat_id
         self._reply_to = reply_to
         self._interval = interval
@@ -114,7 +121,11 @@ class TelegramReply:
         self._typing = asyncio.create_task(self._keep_typing())
 
     def show(self, event: ReplyEvent) -> None:
-        text, reasoning = event.text, event.reasoning
+        if isinstance(event, ToolActivity):  # status lines, until the answer replaces them
+            text = tool_lines(event.calls)
+            reasoning = tool_details(event.calls) if event.details else ""
+        else:
+            text, reasoning = event.text, event.reasoning
         self._latest, self._reasoning = text, reasoning
         self._wake.set()
         if self._flusher is None and (text.strip() or reasoning.strip()):
@@ -129,7 +140,25 @@ class TelegramReply:
             self._start_flusher()
         assert self._flusher is not None
         await self._flusher
+        for attachment in final.attachments:
+            await self._call_until_done(functools.partial(self._send_photo, attachment))
         return self.message_ids
+
+    async def confirm(self, call: ToolCallPart, title: str) -> bool:
+        """Ask whether a tool may run (buttons in the chat); no way to ask is a no."""
+        return await self._ask_to_run(call, title) if self._ask_to_run is not None else False
+
+    async def _send_photo(self, attachment: Attachment) -> None:
+        reply_to = self._sent[-1][0] if self._sent else self._reply_to
+        await self._bot.send_photo(
+            self._chat_id,
+            attachment.data,
+            caption=attachment.caption[:1024] or None,
+            message_thread_id=self._thread_id,
+            reply_parameters=(
+                ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+            ),
+        )
 
     async def say(self, notice: Notice) -> None:
         self._stop_typing()

@@ -1,52 +1,24 @@
-"""Tool calls the model streams, put back together.
+"""Tool calls the model streams, put back together from `bot.llm`'s `ToolCallDelta`s.
 
-chat/completions sends ``delta.tool_calls[i] = {index, id?, type?, function: {name?,
-arguments?}}``: the id and name come once, the arguments in fragments concatenated per
-``index``; several indexes may interleave (parallel calls). The Responses API sends
-``response.output_item.added`` with a ``function_call`` item, then
-``response.function_call_arguments.delta`` / ``.done`` per ``item_id``, and
-``response.output_item.done`` with the whole item.
-
-Servers differ: some omit ``index`` (a new ``id`` then opens a new call), send the whole
-arguments at once, send them as an object, or repeat the full name on every fragment.
-Invalid JSON arguments are kept as they came and reported per call by `ToolCall.error`,
-so the model gets an error result for that call and the others still run.
+A finished call is a `bot.parts.ToolCallPart` (the raw arguments text the model wrote), so the
+turn stores and replays exactly what came. Invalid JSON arguments are kept as they came and
+reported per call by `argument_error`, so the model gets an error result for that call and
+the others still run.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from bot.llm.types import ToolCallDelta
+from bot.parts import ToolCallPart
 from bot.tools.types import JSONObject
 
 
 class InvalidToolArguments(ValueError):
     """The model's arguments for one call are not a JSON object."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """One finished call: ``arguments_json`` is the raw text the model produced."""
-
-    id: str
-    name: str
-    arguments_json: str
-
-    def arguments(self) -> JSONObject:
-        """The decoded arguments (``{}`` for empty text); `InvalidToolArguments` otherwise."""
-        return decode_arguments(self.arguments_json)
-
-    @property
-    def error(self) -> str | None:
-        """Why the arguments cannot be used, or None when they can."""
-        try:
-            self.arguments()
-        except InvalidToolArguments as exc:
-            return str(exc)
-        return None
 
 
 def decode_arguments(text: str) -> JSONObject:
@@ -63,13 +35,13 @@ def decode_arguments(text: str) -> JSONObject:
     return decoded
 
 
-def _text(value: Any) -> str:
-    """A fragment as text: objects (some servers send them) re-encoded as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def argument_error(call: ToolCallPart) -> str | None:
+    """Why a call's arguments cannot be used, or None when they can."""
+    try:
+        decode_arguments(call.arguments)
+    except InvalidToolArguments as exc:
+        return str(exc)
+    return None
 
 
 def _merge_name(current: str, piece: str) -> str:
@@ -81,13 +53,15 @@ def _merge_name(current: str, piece: str) -> str:
 
 @dataclass(slots=True)
 class _Partial:
+    order: int
+    position: int | None = None
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
     announced: bool = False
 
-    def finish(self, fallback_id: str) -> ToolCall:
-        return ToolCall(self.id or fallback_id, self.name, "".join(self.arguments))
+    def finish(self, fallback_id: str) -> ToolCallPart:
+        return ToolCallPart(self.id or fallback_id, self.name, "".join(self.arguments))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,141 +73,61 @@ class CallStarted:
     name: str
 
 
-class ChatToolCallAccumulator:
-    """Collects ``delta.tool_calls`` fragments of one chat/completions choice."""
+class ToolCallAccumulator:
+    """Collects the calls of one model step, in the order the model made them."""
 
     def __init__(self) -> None:
-        self._calls: dict[int, _Partial] = {}
-        self._last: int | None = None
+        self._calls: dict[str, _Partial] = {}
+        self._last: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self._calls)
+        return any(p.name for p in self._calls.values())
 
-    def feed_chunk(self, chunk: Mapping[str, Any]) -> list[CallStarted]:
-        """Feed one decoded stream chunk (its first choice's delta)."""
-        for choice in chunk.get("choices") or ():
-            if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
-                delta = choice.get("delta") or choice.get("message")
-                if isinstance(delta, Mapping):
-                    return self.feed_delta(delta)
-        return []
-
-    def feed_delta(self, delta: Mapping[str, Any]) -> list[CallStarted]:
-        """Feed one ``delta`` dict; returns the calls whose name became known."""
+    def feed(self, deltas: Iterable[ToolCallDelta]) -> list[CallStarted]:
+        """Feed one event's pieces; returns the calls whose name became known."""
         started: list[CallStarted] = []
-        for fragment in delta.get("tool_calls") or ():
-            if isinstance(fragment, Mapping):
-                event = self._feed_fragment(fragment)
-                if event is not None:
-                    started.append(event)
+        for delta in deltas:
+            partial = self._partial(delta)
+            if delta.call_id and not partial.id:
+                partial.id = delta.call_id
+            if delta.name:
+                partial.name = _merge_name(partial.name, delta.name)
+            if delta.whole:
+                partial.arguments = [delta.arguments]
+            elif delta.arguments:
+                partial.arguments.append(delta.arguments)
+            if partial.name and not partial.announced:
+                partial.announced = True
+                started.append(CallStarted(partial.order, partial.id, partial.name))
         return started
 
-    def _index_of(self, fragment: Mapping[str, Any]) -> int:
-        index = fragment.get("index")
-        if isinstance(index, int) and not isinstance(index, bool):
-            return index
-        call_id = fragment.get("id")
-        known = next((i for i, p in self._calls.items() if call_id and p.id == call_id), None)
+    def _key(self, delta: ToolCallDelta) -> str:
+        if delta.item_id:
+            return delta.item_id
+        if delta.index is not None:
+            return f"#{delta.index}"
+        known = next(
+            (k for k, p in self._calls.items() if delta.call_id and p.id == delta.call_id), None
+        )
         if known is not None:
             return known
-        if call_id or self._last is None:
-            return max(self._calls, default=-1) + 1
+        if delta.call_id or self._last is None:  # a new id, without an index: a new call
+            return f"#{len(self._calls)}"
         return self._last
 
-    def _feed_fragment(self, fragment: Mapping[str, Any]) -> CallStarted | None:
-        index = self._index_of(fragment)
-        self._last = index
-        partial = self._calls.setdefault(index, _Partial())
-        call_id = fragment.get("id")
-        if isinstance(call_id, str) and call_id and not partial.id:
-            partial.id = call_id
-        function = fragment.get("function")
-        if isinstance(function, Mapping):
-            name = function.get("name")
-            if isinstance(name, str) and name:
-                partial.name = _merge_name(partial.name, name)
-            piece = _text(function.get("arguments"))
-            if piece:
-                partial.arguments.append(piece)
-        if partial.name and not partial.announced:
-            partial.announced = True
-            return CallStarted(index, partial.id, partial.name)
-        return None
-
-    def calls(self) -> list[ToolCall]:
-        """The finished calls in index order; a call without an id gets ``call_<index>``."""
-        return [self._calls[i].finish(f"call_{i}") for i in sorted(self._calls)]
-
-
-@dataclass(slots=True)
-class _ResponsesPartial(_Partial):
-    output_index: int = 0
-    done: bool = False
-
-
-class ResponsesToolCallAccumulator:
-    """Collects the ``function_call`` output items of one Responses API stream."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, _ResponsesPartial] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def feed(self, payload: Mapping[str, Any]) -> list[CallStarted]:
-        """Feed one decoded event (its JSON carries ``type``); other events are ignored."""
-        kind = payload.get("type")
-        if kind in ("response.output_item.added", "response.output_item.done"):
-            return self._item(payload, done=kind.endswith(".done"))
-        if kind == "response.function_call_arguments.delta":
-            partial = self._items.get(str(payload.get("item_id")))
-            if partial is not None and not partial.done:
-                partial.arguments.append(_text(payload.get("delta")))
-        elif kind == "response.function_call_arguments.done":
-            partial = self._items.get(str(payload.get("item_id")))
-            if partial is not None and "arguments" in payload:
-                partial.arguments = [_text(payload.get("arguments"))]
-        elif kind in ("response.completed", "response.incomplete"):
-            return self._final(payload.get("response"))
-        return []
-
-    def _item(self, payload: Mapping[str, Any], *, done: bool) -> list[CallStarted]:
-        item = payload.get("item")
-        if not isinstance(item, Mapping) or item.get("type") != "function_call":
-            return []
-        index = payload.get("output_index")
-        return self._absorb(item, index if isinstance(index, int) else len(self._items), done)
-
-    def _absorb(self, item: Mapping[str, Any], index: int, done: bool) -> list[CallStarted]:
-        key = str(item.get("id") or item.get("call_id") or f"item_{index}")
-        partial = self._items.get(key)
+    def _partial(self, delta: ToolCallDelta) -> _Partial:
+        key = self._last = self._key(delta)
+        partial = self._calls.get(key)
         if partial is None:
-            partial = self._items[key] = _ResponsesPartial(output_index=index)
-        partial.id = str(item.get("call_id") or partial.id)
-        partial.name = str(item.get("name") or partial.name)
-        arguments = item.get("arguments")
-        if done or (arguments and not partial.arguments):
-            if arguments is not None:
-                partial.arguments = [_text(arguments)]
-            partial.done = done
-        if partial.name and not partial.announced:
-            partial.announced = True
-            return [CallStarted(index, partial.id, partial.name)]
-        return []
+            partial = self._calls[key] = _Partial(order=len(self._calls))
+        if delta.index is not None:
+            partial.position = delta.index
+        return partial
 
-    def _final(self, response: Any) -> list[CallStarted]:
-        """``response.completed`` lists the output again: a fallback for skipped events."""
-        if not isinstance(response, Mapping):
-            return []
-        started: list[CallStarted] = []
-        for index, item in enumerate(response.get("output") or ()):
-            if isinstance(item, Mapping) and item.get("type") == "function_call":
-                known = any(p.id == item.get("call_id") for p in self._items.values())
-                if not known:
-                    started += self._absorb(item, index, done=True)
-        return started
-
-    def calls(self) -> list[ToolCall]:
-        """The finished calls in output order."""
-        ordered = sorted(self._items.values(), key=lambda p: p.output_index)
-        return [p.finish(f"call_{p.output_index}") for p in ordered]
+    def calls(self) -> list[ToolCallPart]:
+        """The finished calls in the model's order; a call without an id gets ``call_<index>``."""
+        ordered = sorted(
+            (p for p in self._calls.values() if p.name),
+            key=lambda p: (p.position if p.position is not None else p.order, p.order),
+        )
+        return [p.finish(f"call_{p.order if p.position is None else p.position}") for p in ordered]

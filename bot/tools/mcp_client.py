@@ -31,9 +31,10 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from bot.config import Settings
+from bot.tool_config import McpServerConfig
 from bot.tools.registry import RegisteredTool, ToolRegistry, ToolSpec, namespaced, object_schema
 from bot.tools.runner import ToolUnavailable
-from bot.tools.settings import McpServerConfig, ToolSettings
 from bot.tools.types import JSONObject, ToolContext, ToolOutput
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ class McpConnection:
                 description=(tool.description or tool.title or tool.name).strip(),
                 parameters=object_schema(tool.input_schema),
                 needs_confirmation=self.config.needs_confirmation(tool.name),
+                timeout=self.config.timeout,
                 source=self.source,
                 remote_name=tool.name,
             )
@@ -307,7 +309,7 @@ class McpManager:
         }
 
     @classmethod
-    def from_settings(cls, registry: ToolRegistry, settings: ToolSettings) -> McpManager:
+    def from_settings(cls, registry: ToolRegistry, settings: Settings) -> McpManager:
         return cls(registry, settings.mcp_servers, connect_timeout=settings.mcp_connect_timeout)
 
     async def start(self) -> None:

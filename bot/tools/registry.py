@@ -11,15 +11,13 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
+from bot.llm.types import FunctionTool
 from bot.tools.types import JSONObject, ToolHandler
 
 NAME_RULE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 SEPARATOR = "__"
 MAX_NAME = 64
-MAX_DESCRIPTION = 1024
-ApiShape = Literal["chat", "responses"]
 
 
 def _clean(part: str) -> str:
@@ -53,6 +51,7 @@ class ToolSpec:
     description: str
     parameters: JSONObject = field(default_factory=lambda: {"type": "object", "properties": {}})
     needs_confirmation: bool = False
+    timeout: float | None = None  # seconds per call; None: TOOLS_TIMEOUT
     source: str = "builtin"  # "builtin" or "mcp:<server>"
     remote_name: str = ""  # the tool's own name on its MCP server
 
@@ -60,23 +59,10 @@ class ToolSpec:
         if not NAME_RULE.match(self.name):
             raise ValueError(f"tool name {self.name!r} does not match {NAME_RULE.pattern}")
 
-    def chat_shape(self) -> JSONObject:
-        """The entry of a chat/completions ``tools`` list."""
-        function: JSONObject = {
-            "name": self.name,
-            "description": self.description[:MAX_DESCRIPTION],
-            "parameters": self.parameters,
-        }
-        return {"type": "function", "function": function}
-
-    def responses_shape(self) -> JSONObject:
-        """The entry of a Responses API ``tools`` list (flat, no ``function`` wrapper)."""
-        return {
-            "type": "function",
-            "name": self.name,
-            "description": self.description[:MAX_DESCRIPTION],
-            "parameters": self.parameters,
-        }
+    @property
+    def function(self) -> FunctionTool:
+        """The tool as a request offers it (`bot.llm.bodies` gives it each API's shape)."""
+        return FunctionTool(self.name, self.description, dict(self.parameters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +99,6 @@ class ToolRegistry:
         """The tools on offer, by name, without the ``disabled`` ones (a chat's choice)."""
         return [self._tools[n].spec for n in sorted(self._tools) if n not in disabled]
 
-    def request_tools(self, shape: ApiShape, disabled: Collection[str] = ()) -> list[JSONObject]:
-        """The request's ``tools`` list; empty means: send no ``tools`` key at all."""
-        specs = self.specs(disabled)
-        if shape == "chat":
-            return [s.chat_shape() for s in specs]
-        return [s.responses_shape() for s in specs]
+    def request_tools(self, disabled: Collection[str] = ()) -> tuple[FunctionTool, ...]:
+        """The request's tools; empty means: send no ``tools`` key at all."""
+        return tuple(s.function for s in self.specs(disabled))

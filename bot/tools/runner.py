@@ -12,7 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.tools.calls import InvalidToolArguments, ToolCall
+from bot.parts import ToolCallPart, ToolResultPart
+from bot.tools.calls import InvalidToolArguments, decode_arguments
 from bot.tools.registry import ToolRegistry, ToolSpec
 from bot.tools.types import Attachment, ResultStatus, ToolContext, ToolOutput
 
@@ -23,7 +24,7 @@ ERROR_TEXT_LIMIT = 300
 
 #: Asks the user (of the context's chat) whether a tool that needs confirmation may run;
 #: True runs it. It bounds its own wait (the per-call timeout starts after it).
-Confirm = Callable[[ToolCall, ToolSpec, ToolContext], Awaitable[bool]]
+Confirm = Callable[[ToolCallPart, ToolSpec, ToolContext], Awaitable[bool]]
 
 
 class ToolUnavailable(Exception):
@@ -32,15 +33,37 @@ class ToolUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """The answer to one call, as the model will read it."""
+    """The answer to one call: `part`, as the model reads it and the history keeps it, and
+    what only this turn needs (why it ended, attachments to send)."""
 
-    call_id: str
-    name: str
-    content_text: str
-    is_error: bool = False
+    part: ToolResultPart
     status: ResultStatus = "ok"
     attachments: tuple[Attachment, ...] = ()
     truncated: bool = False
+
+    @property
+    def call_id(self) -> str:
+        return self.part.call_id
+
+    @property
+    def name(self) -> str:
+        return self.part.name
+
+    @property
+    def content_text(self) -> str:
+        return self.part.text
+
+    @property
+    def is_error(self) -> bool:
+        return self.part.is_error
+
+    @classmethod
+    def error(cls, call: ToolCallPart, status: ResultStatus, text: str) -> ToolResult:
+        return cls(ToolResultPart(call.call_id, text, call.name, True), status)
+
+
+#: Told of each call of a step as it ends (the live status line).
+OnDone = Callable[[ToolCallPart, ToolResult], Awaitable[None]]
 
 
 def truncate_utf8(text: str, limit: int) -> tuple[str, bool]:
@@ -70,37 +93,60 @@ class ToolRunner:
         timeout: float,
         max_result_bytes: int,
         confirm: Confirm | None = None,
+        disabled: frozenset[str] = frozenset(),
     ) -> None:
         self.registry = registry
+        self.disabled = disabled  # the chat turned these off: calls to them are unknown
         self.timeout = timeout
         self.max_result_bytes = max_result_bytes
         self.confirm = confirm
 
     async def run_all(
-        self, calls: Sequence[ToolCall], context: ToolContext, *, seconds: float | None = None
+        self,
+        calls: Sequence[ToolCallPart],
+        context: ToolContext,
+        *,
+        within: float | None = None,
+        on_done: OnDone | None = None,
     ) -> list[ToolResult]:
-        """Run a step's calls concurrently; the results come back in the calls' order."""
+        """Run a step's calls concurrently, none past `within` seconds, telling `on_done` of
+        each as it ends; the results come back in the calls' order."""
+
+        async def one(call: ToolCallPart) -> ToolResult:
+            result = await self.run(call, context, within=within)
+            if on_done is not None:
+                await on_done(call, result)
+            return result
+
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.run(c, context, seconds=seconds)) for c in calls]
+            tasks = [group.create_task(one(c)) for c in calls]
         return [task.result() for task in tasks]
 
     async def run(
-        self, call: ToolCall, context: ToolContext, *, seconds: float | None = None
+        self,
+        call: ToolCallPart,
+        context: ToolContext,
+        *,
+        seconds: float | None = None,
+        within: float | None = None,
     ) -> ToolResult:
-        """Run one call; never raises except `asyncio.CancelledError`."""
-        tool = self.registry.get(call.name)
+        """Run one call for `seconds` (default: the tool's own timeout, else the runner's),
+        never past `within`; never raises except `asyncio.CancelledError`."""
+        tool = None if call.name in self.disabled else self.registry.get(call.name)
         if tool is None:
-            offered = ", ".join(s.name for s in self.registry.specs()) or "none"
+            offered = ", ".join(s.name for s in self.registry.specs(self.disabled)) or "none"
             text = f"Error: unknown tool {call.name[:64]!r}. Available tools: {offered}."
             return self._error(call, "unknown_tool", text)
         try:
-            arguments = call.arguments()
+            arguments = decode_arguments(call.arguments)
         except InvalidToolArguments as exc:
             text = f"Error: invalid arguments for {call.name}: {exc}. Send a JSON object."
             return self._error(call, "bad_arguments", text)
         if tool.spec.needs_confirmation and not await self._confirmed(call, tool.spec, context):
             return self._error(call, "declined", "The user declined to run this tool.")
-        limit = seconds if seconds is not None else self.timeout
+        limit = seconds if seconds is not None else tool.spec.timeout or self.timeout
+        if within is not None:
+            limit = min(limit, within)
         try:
             async with asyncio.timeout(limit):
                 output = await tool.handler(arguments, context)
@@ -116,17 +162,16 @@ class ToolRunner:
             return self._error(call, "failed", text)
         return self._result(call, output)
 
-    async def _confirmed(self, call: ToolCall, spec: ToolSpec, context: ToolContext) -> bool:
+    async def _confirmed(self, call: ToolCallPart, spec: ToolSpec, context: ToolContext) -> bool:
         if self.confirm is None:
             return False
         return await self.confirm(call, spec, context)
 
-    def _result(self, call: ToolCall, output: ToolOutput) -> ToolResult:
+    def _result(self, call: ToolCallPart, output: ToolOutput) -> ToolResult:
         text, truncated = truncate_utf8(output.text, self.max_result_bytes)
         status: ResultStatus = "tool_error" if output.is_error else "ok"
-        return ToolResult(
-            call.id, call.name, text, output.is_error, status, output.attachments, truncated
-        )
+        part = ToolResultPart(call.call_id, text, call.name, output.is_error)
+        return ToolResult(part, status, output.attachments, truncated)
 
-    def _error(self, call: ToolCall, status: ResultStatus, text: str) -> ToolResult:
-        return ToolResult(call.id, call.name, text, True, status)
+    def _error(self, call: ToolCallPart, status: ResultStatus, text: str) -> ToolResult:
+        return ToolResult.error(call, status, text)

@@ -19,6 +19,7 @@ ResultStatus = Literal[
     "declined",  # the user declined a tool that needs confirmation
     "unavailable",  # its MCP server is down
     "step_limit",  # the loop's step limit or deadline was reached
+    "stopped",  # /stop cut the call short
 ]
 
 

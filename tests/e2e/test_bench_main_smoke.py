@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.__main__ import main
+from bench.report import format_table
 from tests.conftest import TEST_DATABASE_URL
 
 PCT_KEYS = ("n", "p50_ms", "p95_ms", "p99_ms")
@@ -80,3 +81,8 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
             assert figures[name]["n"] == plan["media_chats"] * plan["media_rounds"], (db, name)
         assert isinstance(figures["p99_ratio_parsing_to_idle"], float)
         assert figures["pdf_mb"] > 0
+    tools = results["tools"]
+    assert tools["turns"] == plan["tool_chats"] * plan["tool_rounds"]
+    assert tools["incomplete"] == 0
+    assert tools["update_to_final_minus_model"]["n"] == tools["turns"]
+    assert "6. One MCP tool call per turn" in format_table(results)

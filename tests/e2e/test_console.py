@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from emulators.openai_api import OpenAIEmulator, Reply
+from emulators.openai_tools import ScriptedCall, ToolCallsReply
 from tests.e2e.test_cli import _env
 
 TOKEN = "123456:console-test-token"
@@ -124,3 +125,16 @@ async def test_the_console_needs_no_bot_token(
     env = console_env(model, database_url)
     del env["TELEGRAM_BOT_TOKEN"]
     assert await converse(tmp_path, env, "no token\n") == "Echo: no token\n"
+
+
+async def test_the_console_runs_tools_and_shows_their_status(
+    tmp_path: Path, model: OpenAIEmulator, database_url: str
+) -> None:
+    call = ScriptedCall("current_time", '{"timezone": "Asia/Tokyo"}', id="call_t")
+    model.enqueue(ToolCallsReply(calls=[call]), "It is late in Tokyo.")
+    env = console_env(model, database_url, BUILTIN_TOOLS="current_time")
+    output = await converse(tmp_path, env, "Time in Tokyo?\n")
+    assert "✅ `current_time`: «Asia/Tokyo»" in output
+    assert output.endswith("It is late in Tokyo.\n")
+    result = model.chat_requests()[1]["messages"][-1]
+    assert result["tool_call_id"] == "call_t" and "Asia/Tokyo" in result["content"]

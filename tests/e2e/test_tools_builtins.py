@@ -3,27 +3,34 @@ model exchange through `ToolLoop` whose follow-up request the emulator checks st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import httpx
 import pytest
 
+from bot.config import Settings
+from bot.llm.bodies import chat_body, responses_body
+from bot.llm.types import ChatMessage, ChatRequest
+from bot.parts import Part, TextPart
 from bot.tools import (
-    ChatToolCallAccumulator,
     ImageBackend,
-    ResponsesToolCallAccumulator,
     ToolContext,
     ToolLoop,
     ToolRegistry,
     ToolRunner,
-    ToolSettings,
     register_builtins,
 )
 from bot.tools.builtins.generate_image import GenerateImage
 from emulators.openai_api import OpenAIEmulator
 from emulators.openai_image_generation import PNG
 from emulators.openai_tools import ScriptedCall, ToolCallsReply
+from tests.tool_feed import ENDPOINT, ChatToolCallAccumulator, ResponsesToolCallAccumulator
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(telegram_bot_token="123:abc", _env_file=None, **overrides)
 
 
 def image_tool(model: OpenAIEmulator, http: httpx.AsyncClient, image_model: str) -> GenerateImage:
@@ -81,16 +88,17 @@ async def test_chat_tool_loop_runs_builtins_and_the_follow_up_is_accepted(
     headers = {"Authorization": f"Bearer {model.api_key}"}
     async with httpx.AsyncClient(base_url=model.base_url, headers=headers) as http:
         backend = ImageBackend(http, model.base_url, model.api_key)
-        names = register_builtins(registry, ToolSettings(), backend)
+        names = register_builtins(registry, settings(), backend)
         assert names == ["current_time", "fetch_url", "generate_image"]
         runner = ToolRunner(registry, timeout=10, max_result_bytes=2_000)
-        loop = ToolLoop(runner, "chat", ToolContext(), max_steps=3, timeout=60)
-        messages: list[Any] = [{"role": "user", "content": "Time and a picture?"}]
+        loop = ToolLoop(runner, ToolContext(), max_steps=3, timeout=60)
+        user = ChatMessage("user", "Time and a picture?")
+        reply: list[Part] = []
         photos = []
         while True:
-            body = {"model": "gpt-4o-mini", "messages": messages, "stream": True}
-            if loop.tools_allowed:
-                body["tools"] = registry.request_tools("chat")
+            tools = registry.request_tools() if loop.tools_allowed else ()
+            messages = (user, ChatMessage("assistant", tuple(reply))) if reply else (user,)
+            body = chat_body(ChatRequest("gpt-4o-mini", messages, 256, tools=tools), ENDPOINT)
             acc = ChatToolCallAccumulator()
             text = ""
             for event in await stream(http, "/chat/completions", body):
@@ -98,8 +106,8 @@ async def test_chat_tool_loop_runs_builtins_and_the_follow_up_is_accepted(
                 text += (event["choices"] or [{}])[0].get("delta", {}).get("content") or ""
             if not acc:
                 break
-            outcome = await loop.step(text, acc.calls())
-            messages += outcome.messages
+            outcome = await loop.step(acc.calls())
+            reply += outcome.parts
             photos += [a for r in outcome.results for a in r.attachments]
     assert text == "Done: here it is."
     sent = model.chat_requests()[1]["messages"]
@@ -117,28 +125,28 @@ async def test_responses_tool_loop_round_trip(model: OpenAIEmulator) -> None:
         "It is late.",
     )
     registry = ToolRegistry()
-    register_builtins(registry, ToolSettings(builtin_tools="current_time"))
+    register_builtins(
+        registry,
+        settings(builtin_tools="current_time"),
+    )
     loop = ToolLoop(
         ToolRunner(registry, timeout=5, max_result_bytes=1_000),
-        "responses",
         ToolContext(timezone="America/New_York"),
         max_steps=2,
         timeout=60,
     )
     headers = {"Authorization": f"Bearer {model.api_key}"}
-    user = {"role": "user", "content": "Time?"}
+    user = ChatMessage("user", "Time?")
+    endpoint = dataclasses.replace(ENDPOINT, api="responses")
     async with httpx.AsyncClient(base_url=model.base_url, headers=headers) as http:
-        body: dict[str, Any] = {
-            "model": "gpt-4o-mini",
-            "input": [user],
-            "tools": registry.request_tools("responses"),
-            "stream": True,
-        }
+        request = ChatRequest("gpt-4o-mini", (user,), 256, tools=registry.request_tools())
         acc = ResponsesToolCallAccumulator()
-        for event in await stream(http, "/responses", body):
-            acc.feed(event)
-        outcome = await loop.step("Checking.", acc.calls())
-        await stream(http, "/responses", {**body, "input": [user, *outcome.messages]})
+        for event in await stream(http, "/responses", responses_body(request, endpoint)):
+            acc.feed_event(event)
+        outcome = await loop.step(acc.calls())
+        reply = ChatMessage("assistant", (TextPart("Checking."), *outcome.parts))
+        follow_up = dataclasses.replace(request, messages=(user, reply))
+        await stream(http, "/responses", responses_body(follow_up, endpoint))
     second = model.bodies("/v1/responses")[1]["input"]
     assert second[1] == {"role": "assistant", "content": "Checking."}
     assert second[2]["type"] == "function_call" and second[2]["call_id"] == "call_1"

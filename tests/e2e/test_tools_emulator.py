@@ -10,11 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.tools.calls import ChatToolCallAccumulator, ResponsesToolCallAccumulator, ToolCall
-from bot.tools.loop import chat_messages, responses_items
-from bot.tools.runner import ToolResult
+from bot.llm.bodies import chat_messages, responses_items
+from bot.llm.types import ChatMessage
+from bot.parts import TextPart, ToolCallPart, ToolResultPart
+from bot.tools.calls import argument_error
 from emulators.openai_api import OpenAIEmulator
 from emulators.openai_tools import ScriptedCall, ToolCallsReply
+from tests.tool_feed import ChatToolCallAccumulator, ResponsesToolCallAccumulator
+
+ToolCall = ToolCallPart
 
 TOOLS = [
     {
@@ -79,8 +83,8 @@ async def test_bad_json_arguments_are_sent_as_scripted(model: OpenAIEmulator) ->
     for event in events:
         acc.feed_chunk(event)
     (call,) = acc.calls()
-    assert call.arguments_json == '{"query": "x'
-    assert call.error is not None
+    assert call.arguments == '{"query": "x'
+    assert argument_error(call) is not None
 
 
 async def test_two_step_exchange_sends_exactly_the_pairing_openai_wants(
@@ -89,7 +93,7 @@ async def test_two_step_exchange_sends_exactly_the_pairing_openai_wants(
     call = ToolCall("call_1", "web__search", '{"query": "weather"}')
     model.enqueue(
         ToolCallsReply(
-            text="Let me look.", calls=[ScriptedCall(call.name, call.arguments_json, call.id)]
+            text="Let me look.", calls=[ScriptedCall(call.name, call.arguments, call.call_id)]
         )
     )
     model.enqueue("It is sunny.")
@@ -102,8 +106,9 @@ async def test_two_step_exchange_sends_exactly_the_pairing_openai_wants(
             acc.feed_chunk(event)
             if event["choices"]:
                 text += event["choices"][0]["delta"].get("content") or ""
-        result = ToolResult("call_1", "web__search", "sunny, 21 °C")
-        follow_up = [user, *chat_messages(text, acc.calls(), [result])]
+        result = ToolResultPart("call_1", "sunny, 21 °C", "web__search")
+        reply = ChatMessage("assistant", (TextPart(text), *acc.calls(), result))
+        follow_up = [user, *chat_messages([reply])]
         second = await stream_events(http, "/chat/completions", chat_body(follow_up, tools=TOOLS))
     answer = "".join(e["choices"][0]["delta"].get("content") or "" for e in second if e["choices"])
     assert answer == "It is sunny."
@@ -218,10 +223,11 @@ async def test_responses_function_calls_round_trip(model: OpenAIEmulator) -> Non
         events = await stream_events(http, "/responses", body)
         acc = ResponsesToolCallAccumulator()
         for event in events:
-            acc.feed(event)
+            acc.feed_event(event)
         calls = acc.calls()
         assert calls == [ToolCall("call_w", "get_weather", '{"city": "Oslo"}')]
-        items = responses_items("", calls, [ToolResult("call_w", "get_weather", "-3 °C")])
+        result = ToolResultPart("call_w", "-3 °C", "get_weather")
+        items = responses_items([ChatMessage("assistant", (*calls, result))])
         second = await stream_events(http, "/responses", {**body, "input": [user, *items]})
     assert (
         "".join(e.get("delta", "") for e in second if e["type"].endswith("text.delta")) == "Cold."

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.tools.calls import ToolCall
+from bot.config import Settings
+from bot.parts import ToolCallPart as ToolCall
+from bot.tool_config import McpServerConfig
 from bot.tools.mcp_client import McpConnection, McpManager
 from bot.tools.registry import ToolRegistry
 from bot.tools.runner import ToolRunner
-from bot.tools.settings import McpServerConfig, ToolSettings
 from bot.tools.types import ToolContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,7 +224,9 @@ async def test_manager_from_settings_runs_two_servers_side_by_side(
     }
     monkeypatch.setenv("MCP_SERVERS", json.dumps(servers))
     registry = ToolRegistry()
-    manager = McpManager.from_settings(registry, ToolSettings())
+    manager = McpManager.from_settings(
+        registry, Settings(telegram_bot_token="123:abc", _env_file=None)
+    )
     await manager.start()
     try:
         assert manager.states() == {"a": "ready", "b": "ready"}

@@ -112,8 +112,9 @@ def test_a_tool_call_and_its_result_are_the_exact_chat_messages() -> None:
 
 
 def test_assistant_text_before_a_tool_call_rides_on_the_same_message() -> None:
-    [message] = sent("chat", ChatMessage("assistant", (TextPart("Let me check."), CALL)))
+    message, lost = sent("chat", ChatMessage("assistant", (TextPart("Let me check."), CALL)))
     assert message["content"] == "Let me check."
+    assert lost["tool_call_id"] == "call_abc", "a call whose result is missing gets a stub"
     assert [c["id"] for c in message["tool_calls"]] == ["call_abc"]
 
 
@@ -132,7 +133,8 @@ def test_a_tool_call_and_its_result_are_function_call_items_in_responses_mode() 
 
 def test_several_results_are_one_tool_message_each_in_call_order() -> None:
     second = ToolResultPart("call_def", "sunny")
-    tool = sent("chat", ChatMessage("tool", (RESULT, second)))
+    calls = ChatMessage("assistant", (CALL, ToolCallPart("call_def", "sky", "{}")))
+    tool = sent("chat", calls, ChatMessage("tool", (RESULT, second)))[1:]
     assert [(m["role"], m["tool_call_id"]) for m in tool] == [
         ("tool", "call_abc"),
         ("tool", "call_def"),

@@ -1,4 +1,5 @@
-"""Streamed tool calls put back together from real-shaped chat/completions and Responses events."""
+"""Streamed tool calls put back together from real-shaped chat/completions and Responses
+events, as `bot.llm.events` parses them."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from bot.tools.calls import (
-    ChatToolCallAccumulator,
-    InvalidToolArguments,
-    ResponsesToolCallAccumulator,
-    ToolCall,
-    decode_arguments,
-)
+from bot.parts import ToolCallPart
+from bot.tools.calls import InvalidToolArguments, argument_error, decode_arguments
+from tests.tool_feed import ChatToolCallAccumulator, ResponsesToolCallAccumulator
+
+ToolCall = ToolCallPart
 
 
 def chunk(tool_calls: list[dict[str, Any]], finish: str | None = None) -> dict[str, Any]:
@@ -47,7 +46,7 @@ def test_split_arguments_are_concatenated_per_index() -> None:
     acc.feed_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
     assert [s.name for s in started] == ["web__search"]
     assert acc.calls() == [ToolCall("call_abc", "web__search", '{"query": "telegram bot api"}')]
-    assert acc.calls()[0].arguments() == {"query": "telegram bot api"}
+    assert decode_arguments(acc.calls()[0].arguments) == {"query": "telegram bot api"}
 
 
 def test_parallel_calls_interleave_and_come_out_in_index_order() -> None:
@@ -58,9 +57,9 @@ def test_parallel_calls_interleave_and_come_out_in_index_order() -> None:
     acc.feed_chunk(chunk([fragment(0, '{"timezone": ')]))
     acc.feed_chunk(chunk([fragment(1, 'example.com"}'), fragment(0, '"Europe/Paris"}')]))
     calls = acc.calls()
-    assert [c.id for c in calls] == ["call_a", "call_b"]
-    assert calls[0].arguments() == {"timezone": "Europe/Paris"}
-    assert calls[1].arguments() == {"url": "https://example.com"}
+    assert [c.call_id for c in calls] == ["call_a", "call_b"]
+    assert decode_arguments(calls[0].arguments) == {"timezone": "Europe/Paris"}
+    assert decode_arguments(calls[1].arguments) == {"url": "https://example.com"}
 
 
 def test_bad_json_is_reported_for_that_call_only() -> None:
@@ -68,8 +67,9 @@ def test_bad_json_is_reported_for_that_call_only() -> None:
     acc.feed_chunk(chunk([opening(0, "call_1", "a"), opening(1, "call_2", "b")]))
     acc.feed_chunk(chunk([fragment(0, '{"x": 1'), fragment(1, '{"y": 2}')]))
     bad, good = acc.calls()
-    assert bad.error is not None and "not valid JSON" in bad.error
-    assert good.error is None
+    problem = argument_error(bad)
+    assert problem is not None and "not valid JSON" in problem
+    assert argument_error(good) is None
 
 
 def test_missing_index_follows_ids_and_missing_id_gets_a_stable_one() -> None:
@@ -153,8 +153,8 @@ def test_responses_function_calls_are_collected_in_output_order() -> None:
     second = responses_events("call_2", "fc_2", 2, ["{}"])
     started = []
     for event in [first[0], second[0], *first[1:], *second[1:]]:
-        started += acc.feed(event)
-    acc.feed({"type": "response.output_text.delta", "delta": "ignored"})
+        started += acc.feed_event(event)
+    acc.feed_event({"type": "response.output_text.delta", "delta": "ignored"})
     assert [s.id for s in started] == ["call_1", "call_2"]
     assert acc.calls() == [
         ToolCall("call_1", "get_weather", '{"city": "Oslo"}'),
@@ -166,5 +166,5 @@ def test_responses_completed_output_fills_in_skipped_items() -> None:
     acc = ResponsesToolCallAccumulator()
     item = {"type": "function_call", "id": "fc_9", "call_id": "call_9", "name": "t"}
     final = {"output": [{"type": "message"}, {**item, "arguments": '{"a": 1}'}]}
-    acc.feed({"type": "response.completed", "response": final})
+    acc.feed_event({"type": "response.completed", "response": final})
     assert acc.calls() == [ToolCall("call_9", "t", '{"a": 1}')]

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
+from bot.config import Settings
+from bot.llm.bodies import chat_body, responses_body
+from bot.llm.endpoint import Endpoint, PromptTemplate, endpoints
+from bot.llm.types import ChatMessage, ChatRequest
+from bot.tool_config import McpServerConfig
 from bot.tools.builtins.address_guard import AddressGuard, AddressRefused, is_public
 from bot.tools.builtins.current_time import CurrentTime
 from bot.tools.builtins.html_text import html_to_text
 from bot.tools.registry import NAME_RULE, RegisteredTool, ToolRegistry, ToolSpec, namespaced
-from bot.tools.settings import McpServerConfig, ToolSettings
 from bot.tools.types import JSONObject, ToolContext, ToolOutput
+
+
+def tool_settings() -> Settings:
+    return Settings(telegram_bot_token="123:abc", _env_file=None)  # type: ignore[call-arg]
 
 
 class Nothing:
@@ -44,18 +53,28 @@ def test_request_tools_have_each_apis_shape_and_honour_a_chats_choice() -> None:
     registry = ToolRegistry()
     registry.add(ToolSpec("b_tool", "B."), Nothing())
     registry.add(ToolSpec("a_tool", "A.", {"type": "object", "properties": {}}), Nothing())
-    assert registry.request_tools("chat", disabled={"b_tool"}) == [
-        {
-            "type": "function",
-            "function": {
-                "name": "a_tool",
-                "description": "A.",
-                "parameters": {"type": "object", "properties": {}},
-            },
-        }
-    ]
-    assert [t["name"] for t in registry.request_tools("responses")] == ["a_tool", "b_tool"]
-    assert registry.request_tools("responses")[0]["type"] == "function"
+    assert [t.name for t in registry.request_tools(disabled={"b_tool"})] == ["a_tool"]
+    endpoint = Endpoint("http://x/v1", "m", 8000, PromptTemplate("{messages}", "{content}", ()))
+    request = ChatRequest("m", (ChatMessage("user", "hi"),), 64, tools=registry.request_tools())
+    assert chat_body(request, endpoint)["tools"][0] == {
+        "type": "function",
+        "function": {
+            "name": "a_tool",
+            "description": "A.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
+    responses = responses_body(request, dataclasses.replace(endpoint, api="responses"))
+    assert responses["tools"][1] == {
+        "type": "function",
+        "name": "b_tool",
+        "description": "B.",
+        "parameters": {"type": "object", "properties": {}},
+    }
+    completions = dataclasses.replace(endpoint, api="completions")
+    assert not completions.supports_tools, "completions mode has no function calling"
+    without = dataclasses.replace(endpoint, tools=False)  # a profile's "tools": false
+    assert not without.supports_tools and "tools" not in chat_body(request, without)
     with pytest.raises(ValueError, match="twice"):
         registry.add(ToolSpec("a_tool", "again"), Nothing())
 
@@ -86,7 +105,7 @@ def test_settings_read_servers_in_both_shapes_and_mask_secrets(
     )
     monkeypatch.setenv("BUILTIN_TOOLS", "current_time, fetch_url")
     monkeypatch.setenv("FETCH_ALLOWED_NETWORKS", "10.0.0.0/8")
-    settings = ToolSettings()
+    settings = tool_settings()
     web, docs = settings.mcp_servers
     assert (web.transport, docs.transport) == ("stdio", "http")
     assert docs.needs_confirmation("delete") and not docs.needs_confirmation("read")
@@ -111,12 +130,12 @@ def test_settings_read_servers_in_both_shapes_and_mask_secrets(
 def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
-        ToolSettings()
+        tool_settings()
 
 
 def test_empty_builtin_list_turns_them_all_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUILTIN_TOOLS", "")
-    assert ToolSettings().builtin_tools == frozenset()
+    assert tool_settings().builtin_tools == frozenset()
 
 
 def test_server_config_needs_exactly_one_transport() -> None:
@@ -190,3 +209,14 @@ def test_html_to_text_keeps_the_reading_and_drops_the_rest() -> None:
     )
     assert title == "A page"
     assert text == "Title\n\nOne two & three\n\nNext rel"
+
+
+def test_a_profile_can_say_its_backend_has_no_tools() -> None:
+    settings = Settings(
+        telegram_bot_token="123:abc",
+        _env_file=None,  # type: ignore[call-arg]
+        model_profiles='{"plain": {"model": "m", "tools": false}, "think": {"model": "o4-mini"}}',
+    )
+    found = endpoints(settings)
+    assert not found["plain"].supports_tools
+    assert found["think"].supports_tools and found["default"].supports_tools

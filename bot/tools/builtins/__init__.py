@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from bot.config import Settings
 from bot.tools.builtins import current_time, fetch_url, generate_image
 from bot.tools.builtins.address_guard import AddressGuard
 from bot.tools.registry import ToolRegistry
-from bot.tools.settings import ToolSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class ImageBackend:
 
 
 def register_builtins(
-    registry: ToolRegistry, settings: ToolSettings, images: ImageBackend | None = None
+    registry: ToolRegistry, settings: Settings, images: ImageBackend | None = None
 ) -> list[str]:
     """Register the built-ins ``BUILTIN_TOOLS`` enables; returns their names.
 
