@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Latency, postgres_reachable
+from bench.media import media
 from bench.overhead import concurrency, history_length
 from bench.report import format_table
 from bench.scale import throughput
@@ -37,11 +38,17 @@ class Plan:
     scale_chats: int
     token_prompts: int
     token_repeat: int
+    media_turns: int  # photo turns, then as many PDF turns
+    media_chats: int  # chats streaming while the big PDF is parsed
+    media_pdf_mb: int
+    media_rounds: int  # other chats' turns without, then with, the big PDF
     tool_chats: int = 5
     tool_rounds: int = 20
 
 
-FULL = Plan("full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5)
+FULL = Plan(
+    "full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5, 20, 50, 19, 4
+)
 SMOKE = Plan(
     "smoke",
     Latency(first_token=0.02, tokens_per_second=1000.0, reply_tokens=10),
@@ -50,6 +57,10 @@ SMOKE = Plan(
     2,
     5,
     20,
+    1,
+    2,
+    2,
+    1,
     1,
     tool_chats=1,
     tool_rounds=2,
@@ -93,6 +104,17 @@ async def run(plan: Plan, *, postgres: bool = True, profile: Path | None = None)
         )
     results["throughput"] = await throughput("sqlite", plan.latency, plan.scale_chats)
     results["tokens"] = token_counting(plan.token_prompts, plan.token_repeat)
+    results["media"] = {
+        database: await media(
+            database,
+            plan.latency,
+            plan.media_turns,
+            plan.media_chats,
+            plan.media_pdf_mb,
+            plan.media_rounds,
+        )
+        for database in databases
+    }
     results["tools"] = await tool_turns("sqlite", plan.latency, plan.tool_chats, plan.tool_rounds)
     return results
 

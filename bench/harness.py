@@ -152,13 +152,13 @@ async def postgres_reachable() -> str | None:
 
 
 def bot_env(
-    telegram: BotAPIEmulator, model: OpenAIEmulator, database_url: str, **extra: Any
+    telegram: BotAPIEmulator, server: OpenAIEmulator, database_url: str, **extra: Any
 ) -> dict[str, str]:
     """Default settings (edit cadence, limits) pointed at the emulators, as environment."""
     values: dict[str, Any] = {
         "telegram_bot_token": telegram.token,
         "telegram_base_url": telegram.base_url.removesuffix("/bot"),
-        "openai_base_url": model.base_url,
+        "openai_base_url": server.base_url,
         "openai_api_key": "sk-test-key",
         "model": "gpt-4o-mini",
         "database_url": database_url,

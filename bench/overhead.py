@@ -58,18 +58,21 @@ async def rig(
     flood: bool,
     history: dict[int, int] | None = None,
     profile: Path | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[Rig]:
     """Emulators, a fresh database (``history``: chat id -> messages seeded) and the bot process.
 
     With history, the context is 2,048 tokens so that ten seeded messages already fill it:
-    every size then sends the same prompt and only the stored history differs.
+    every size then sends the same prompt and only the stored history differs. `settings`
+    overrides the bot's defaults.
     """
     async with (
         fresh_database(database) as url,
         BotAPIEmulator(latency=latency.telegram, rate_limits=flood) as telegram,
         TimedModel(latency) as model,
     ):
-        env = bot_env(telegram, model, url, **(HISTORY_LIMITS if history else {}))
+        extra = (HISTORY_LIMITS if history else {}) | (settings or {})
+        env = bot_env(telegram, model, url, **extra)
         for chat_id, count in (history or {}).items():
             await seed_history(url, chat_id, count)
         async with bot_process(env, open_limits=not flood, profile=profile) as process:

@@ -99,13 +99,36 @@ def format_table(results: dict[str, Any]) -> str:
         f"{k['prompts_compared']} prompts: {k['exact_match_pct']}% exact, "
         f"max deviation {k['max_deviation_pct']}%",
     ]
+    lines += ["", *_media(results["media"])]
     tools = results.get("tools")
     if tools:
         t = tools["update_to_final_minus_model"]
         lines += [
             "",
-            f"5. One MCP tool call per turn (stdio server; {tools['turns']} turns, SQLite): "
+            f"6. One MCP tool call per turn (stdio server; {tools['turns']} turns, SQLite): "
             f"update -> final edit minus model time p50 {_cell(t['p50_ms'])}, "
             f"p99 {_cell(t['p99_ms'])} ({tools['incomplete']} incomplete)",
         ]
     return "\n".join(lines)
+
+
+def _media(by_db: dict[str, dict[str, Any]]) -> list[str]:
+    header = ["db", "turn", *(f"dl->req {p[:3]}" for p in PCTS)]
+    rows: list[list[Any]] = []
+    effect = []
+    for db, m in by_db.items():
+        for name in ("photo", "pdf"):
+            figure = m[f"{name}_download_to_request"]
+            rows.append([db, name, *(figure[p] for p in PCTS)])
+        idle, busy = m["tok_to_edit_idle"]["p99_ms"], m["tok_to_edit_while_parsing"]["p99_ms"]
+        effect.append(
+            f"{db} {_cell(idle)} -> {_cell(busy)} ms, ratio {_cell(m['p99_ratio_parsing_to_idle'])}"
+        )
+    pdf_mb = next(iter(by_db.values()))["pdf_mb"] if by_db else "-"
+    chats = next(iter(by_db.values()))["other_chats"] if by_db else "-"
+    return [
+        "5. Attachments: getFile -> model request (download, decode or extraction, prompt)",
+        *_rows(header, rows),
+        f"   {chats} other chats' tok->edit p99 while a {pdf_mb} MB PDF is parsed "
+        f"(goal <= 1.2x idle): {'; '.join(effect)}",
+    ]

@@ -1,4 +1,4 @@
-"""Figure 5: what one tool call on a local MCP server adds to a turn.
+"""Figure 6: what one tool call on a local MCP server adds to a turn.
 
 Each turn is two model steps: the model calls ``local__search`` (the tests' MCP server, over
 stdio), the bot runs it and asks again with the result, the model answers. Reported per turn:

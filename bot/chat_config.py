@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.db.models import Chat
+from bot.llm.image_tokens import sees_images
 from bot.llm.types import Sampling
 from bot.model_profile import DEFAULT_PROFILE
 
@@ -98,6 +99,9 @@ class ChatConfig:
     context_tokens: int  # the context window of the profile's model
     profile: str = DEFAULT_PROFILE  # the MODEL_PROFILES entry whose backend answers
     summary_enabled: bool = True  # fold old turns into a rolling summary
+    # The model takes image parts: VISION or the profile's `vision`, else by its name; never
+    # in completions mode (a prompt of text).
+    vision: bool = False
 
 
 def _configured(settings: Settings, name: str) -> Any:
@@ -140,10 +144,12 @@ def resolve(
     stop = value("stop")
     profile = settings.model_profiles.get(chat.profile or "")
     model, context, bias = value("model"), settings.context_tokens, settings.logit_bias
+    vision, api = settings.vision, settings.openai_api
     if profile is not None:  # the profile's model, unless this chat names its own
         model = chat.model or profile.model
         context = profile.context_tokens or context
         bias = profile.logit_bias  # token ids belong to one tokenizer: never inherited
+        vision, api = profile.vision, profile.api
     return ChatConfig(
         model=model,
         system_prompt=prompt,
@@ -163,4 +169,5 @@ def resolve(
         summary_enabled=(
             settings.summary_enabled if chat.summary_enabled is None else chat.summary_enabled
         ),
+        vision=api != "completions" and sees_images(model, vision),
     )

@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -174,6 +181,41 @@ class Settings(BaseSettings):
         "this long without a heartbeat (renewed every third of it).",
     )
 
+    # Attachments (bot/media): photos, voice, audio, video notes, videos, documents.
+    media_max_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1,
+        le=20 * 1024 * 1024,
+        description="Largest attachment downloaded, in bytes (Telegram lets bots take 20 MB).",
+    )
+    media_concurrency: int = Field(
+        2, ge=1, le=64, description="Image decodes and document extractions at once."
+    )
+    image_detail: Literal["auto", "low", "high"] = Field(
+        "auto", description="The `detail` of images sent to the model."
+    )
+    vision: bool | None = Field(
+        None, description="The default profile's model sees images; unset: guess from MODEL."
+    )
+    transcription_base_url: str = Field(
+        "",
+        description="Root of POST /audio/transcriptions; default: OPENAI_BASE_URL; `off`: "
+        "recordings are not transcribed.",
+    )
+    transcription_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key of the transcription server; default: OPENAI_API_KEY when both URLs "
+        "are the same (a key never goes to another server).",
+    )
+    transcription_model: str = Field("whisper-1", min_length=1)
+    transcription_language: str = Field(
+        "", pattern="^([a-z]{2})?$", description="ISO-639-1 language of speech; empty: detect."
+    )
+    show_transcript: bool = Field(True, description="Quote a voice message's transcript.")
+    document_max_tokens: int = Field(
+        8000, ge=100, description="Tokens of a document's text kept; a longer one is cut."
+    )
+    pdf_max_pages: int = Field(500, ge=1, description="PDF pages read at most.")
     tools_enabled: bool = Field(True, description="Offer tools to backends that support them.")
     mcp_servers: Servers = Field(
         (), description="MCP servers (stdio command or streamable HTTP URL), as JSON."
@@ -252,7 +294,7 @@ class Settings(BaseSettings):
     def _zone(cls, value: str) -> str:
         return check_zone(value)
 
-    @field_validator("reasoning_model", mode="before")
+    @field_validator("reasoning_model", "vision", mode="before")
     @classmethod
     def _auto_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and value.strip().lower() in ("", "auto") else value
@@ -295,9 +337,11 @@ class Settings(BaseSettings):
             raise ValueError("must look like 123456:ABC-DEF (the token from @BotFather)")
         return value
 
-    @field_validator("telegram_base_url", "openai_base_url")
+    @field_validator("telegram_base_url", "openai_base_url", "transcription_base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "transcription_base_url" and value.lower() in ("", "off"):
+            return value.lower()  # OPENAI_BASE_URL, or none (see `transcription`)
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
@@ -327,6 +371,18 @@ class Settings(BaseSettings):
     def webhook_path(self) -> str:
         """Where the webhook server takes updates: the path of WEBHOOK_URL."""
         return urlsplit(self.webhook_url).path or "/"
+
+    @property
+    def transcription(self) -> tuple[str, str]:
+        """(base URL, API key) of the transcription server: OPENAI_API_KEY goes only to
+        OPENAI_BASE_URL."""
+        if self.transcription_base_url == "off":
+            return "", ""
+        base = self.transcription_base_url or self.openai_base_url
+        key = self.transcription_api_key.get_secret_value()
+        if not key and base == self.openai_base_url:
+            key = self.openai_api_key.get_secret_value()
+        return base, key
 
     @property
     def resolved_database_url(self) -> str:

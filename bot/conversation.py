@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.chat_config import ChatConfig, resolve
@@ -110,6 +111,22 @@ class Conversations:
         found = await admin_store.preset(session, chat.preset) if chat.preset else None
         overrides = await admin_store.overrides(session)
         return resolve(self._settings, overrides, chat, found.text if found else None)
+
+    async def config_for(self, chat: ChatInfo) -> ChatConfig:
+        """The chat's configuration before a message is stored (to prepare its attachments
+        for the chat's model)."""
+        async with self._sessions.begin() as session:
+            return await self.chat_config(session, await store.upsert_chat(session, chat))
+
+    async def keep(self, incoming: Incoming) -> bool:
+        """Store a message that is not answered now (a file without a question: the next
+        message asks); False when it was stored before."""
+        try:
+            async with self._sessions.begin() as session:
+                await self.store_user_message(session, incoming)
+        except IntegrityError:
+            return False
+        return True
 
     async def last_question(
         self, chat: ChatInfo, user: UserInfo, thread_id: int | None = None

@@ -92,8 +92,13 @@ class ModelProfile(BaseModel):
     message_template: str | None = None
     stop: list[str] | None = None
     logit_bias: dict[str, float] = Field(default_factory=dict)  # LOGIT_BIAS is not inherited
+    vision: bool | None = None  # the model sees images; None: guessed from its name
+    # Speech to text for this profile; unset: TRANSCRIPTION_* (the model: TRANSCRIPTION_MODEL).
+    transcription_base_url: str | None = None
+    transcription_api_key: SecretStr | None = None
+    transcription_model: str | None = None
 
-    @field_validator("base_url")
+    @field_validator("base_url", "transcription_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value)

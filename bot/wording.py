@@ -45,6 +45,47 @@ SENTENCES: dict[str, str] = {
         "The language model is rate-limited right now. Please try again in a minute."
     ),
     "llm_server": "The language model is having trouble right now. Please try again in a moment.",
+    # attachments: bot.media error codes (one line each, the conversation goes on)
+    "too_big": "That file is too big for me: I can take files up to {limit}.",
+    "not_found": "Telegram no longer has that file. Please send it again.",
+    "no_file": "Telegram sent that message without its file. Please send it again.",
+    "download_failed": "I couldn't download that file from Telegram. Please try again.",
+    "corrupt": "I couldn't read that image: the file looks damaged or incomplete.",
+    "decompression_bomb": "That file unpacks to far more than its size, so I won't open it.",
+    "unsupported": (
+        "I can't read {kind} messages. Send me text, a photo, a voice message or a document."
+    ),
+    "unsupported_file": (
+        "I can't read this kind of file ({mime}). I read photos, text files, PDF and DOCX."
+    ),
+    "not_configured": (
+        "I can't listen to recordings here: no transcription server is configured. "
+        "Please send text."
+    ),
+    "transcription_failed": (
+        "The transcription server failed, so I couldn't understand that recording. "
+        "Please try again or send text."
+    ),
+    "audio_too_big": (
+        "That recording is too big to transcribe (the limit is {limit}). Please send a shorter one."
+    ),
+    "unsupported_audio": "I couldn't read the audio of that recording (unknown or damaged format).",
+    "encrypted": "That PDF is password-protected, so I can't read it. Please send it unlocked.",
+    "scanned": (
+        "That PDF has no text layer (it is a scan of {pages} pages) and this model can't see "
+        "images, so I can't read it."
+    ),
+    "broken": "I couldn't open that document: the file looks damaged.",
+    "empty": "I found nothing readable in that file.",
+    "empty_transcript": "I couldn't hear any words in that recording.",
+    # attachments: notes shown above the answer
+    "no_vision": "(This model can't see images: I only have the caption and the file's name.)",
+    "truncated": (
+        "(The document is longer than I can read at once: I kept about {percent}% of it.)"
+    ),
+    "skipped": "(One item of the album couldn't be read and was left out.)",
+    "scanned_as_images": "(That PDF has no text layer: I'm looking at its first pages as images.)",
+    "no_caption": "I've read {name}. What should I do with it?",
 }
 UNKNOWN = "Something went wrong. Please try again."
 REASONS = frozenset({"reason"})  # values that are codes themselves, rendered in turn

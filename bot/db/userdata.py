@@ -21,6 +21,8 @@ from bot.db.models import (
     Usage,
     User,
 )
+from bot.db.store import content_parts
+from bot.parts import Content
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class ExportedConversation:
     id: int
     chat_id: int
     started_at: str
-    messages: list[tuple[str, str]]  # (role, content)
+    messages: list[tuple[str, Content]]  # (role, content: the text, or the parts)
 
 
 async def _export(session: AsyncSession, conversation_ids: list[int]) -> list[ExportedConversation]:
@@ -37,12 +39,17 @@ async def _export(session: AsyncSession, conversation_ids: list[int]) -> list[Ex
     )
     found = []
     for conversation in conversations:
-        rows = await session.execute(
-            select(Message.role, Message.content)
-            .where(Message.conversation_id == conversation.id, Message.status.in_(IN_PROMPT))
-            .order_by(Message.id)
-        )
-        messages = [(role, content) for role, content in rows]
+        rows = (
+            await session.execute(
+                select(Message.id, Message.role, Message.content, Message.has_parts)
+                .where(Message.conversation_id == conversation.id, Message.status.in_(IN_PROMPT))
+                .order_by(Message.id)
+            )
+        ).all()
+        parts = await content_parts(session, [row.id for row in rows if row.has_parts])
+        messages: list[tuple[str, Content]] = [
+            (row.role, parts.get(row.id) or row.content) for row in rows
+        ]
         if messages:
             found.append(
                 ExportedConversation(

@@ -6,8 +6,8 @@ The per-message overhead follows the OpenAI cookbook: 3 tokens per message plus 
 each value (+1 with a `name`), and 3 more to prime the reply.
 
 A message of parts costs the same overhead plus each part's tokens: text by its prompt text,
-an image by OpenAI's tile rule for the gpt-4o family (a conservative stand-in until the
-server's counts calibrate it), a tool call by its id, name and arguments, a tool result as
+an image by OpenAI's rules for the model (bot.llm.image_tokens; conservative for others, and
+calibrated by the server's counts), a tool call by its id, name and arguments, a tool result as
 the `tool` message it becomes.
 """
 
@@ -21,6 +21,7 @@ from typing import Protocol
 import bpe_openai
 from bpe_openai import registry
 
+from bot.llm.image_tokens import ImageDetail, image_tokens
 from bot.parts import Content, ImagePart, Part, ToolCallPart, ToolResultPart, prompt_text
 
 TOKENS_PER_MESSAGE = 3
@@ -32,22 +33,6 @@ ESTIMATE_MARGIN = 1.25
 ESTIMATE_BYTES_PER_TOKEN = 4
 TOKENS_PER_PART = 1  # the separator (or array item) between one part and the next
 TOKENS_PER_TOOL_CALL = 3  # {"type": "function", "function": {...}} around name and arguments
-# Images, tile models (gpt-4o): fit in 2048², shortest side to 768, then 512-px tiles.
-IMAGE_BASE_TOKENS = 85
-IMAGE_TILE_TOKENS = 170
-IMAGE_MAX_TILES = 8  # 768 × 2048: the most a fitted image can need (unknown size counts so)
-
-
-def image_tokens(width: int, height: int, detail: str = "auto") -> int:
-    """An image's prompt tokens on tile models; an unknown size counts as the largest."""
-    if detail == "low":
-        return IMAGE_BASE_TOKENS
-    if width <= 0 or height <= 0:
-        return IMAGE_BASE_TOKENS + IMAGE_TILE_TOKENS * IMAGE_MAX_TILES
-    scale = min(1.0, 2048 / max(width, height))
-    scale *= min(1.0, 768 / (min(width, height) * scale))
-    tiles = math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
-    return IMAGE_BASE_TOKENS + IMAGE_TILE_TOKENS * tiles
 
 
 class _Encoding(Protocol):
@@ -123,7 +108,8 @@ class TokenCounter:
     def count_part(self, part: Part) -> int:
         """Tokens one part adds to its message, as sent in chat mode."""
         if isinstance(part, ImagePart):
-            return image_tokens(part.width, part.height, part.detail)
+            detail: ImageDetail = "low" if part.detail == "low" else "high"  # "auto" may be high
+            return image_tokens(self.model, part.width, part.height, detail)
         if isinstance(part, ToolCallPart):
             ids = self.count_text(part.call_id) + self.count_text(part.name)
             return TOKENS_PER_TOOL_CALL + ids + self.count_text(part.arguments)

@@ -2,16 +2,19 @@
 
     attachment_from_message(message_json) -> Attachment | None
     MediaProcessor(files, transcriber, options).prepare(attachment, target, counter) -> Prepared
-    prompt_parts.chat_content / responses_content / completions_text: parts -> API content
+
+Prepared parts are `bot.parts` parts (image, audio transcript, document text, the caption as
+text), each with its token count: the turn stores them and bot.llm.bodies sends them.
 
 Errors are MediaError(code, **values); the frontend renders the sentence.
 """
 
+from bot.llm.image_tokens import sees_images
 from bot.media.audio import Transcriber
+from bot.media.build import media_processor
 from bot.media.download import TelegramFiles
-from bot.media.image_tokens import image_tokens
 from bot.media.incoming import attachment_from_message
-from bot.media.options import MediaOptions, ModelTarget, sees_images
+from bot.media.options import MediaOptions, ModelTarget
 from bot.media.prepare import MediaProcessor
 from bot.media.types import (
     Attachment,
@@ -20,7 +23,6 @@ from bot.media.types import (
     ImageError,
     MediaError,
     Note,
-    Part,
     Prepared,
     TranscriptionError,
 )
@@ -35,12 +37,11 @@ __all__ = [
     "MediaProcessor",
     "ModelTarget",
     "Note",
-    "Part",
     "Prepared",
     "TelegramFiles",
     "Transcriber",
     "TranscriptionError",
     "attachment_from_message",
-    "image_tokens",
+    "media_processor",
     "sees_images",
 ]

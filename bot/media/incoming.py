@@ -2,7 +2,8 @@
 
 Kept free of python-telegram-bot types so the core does not depend on the frontend's library.
 Stickers, locations, polls, contacts, dice and the like give an "unsupported" attachment
-(the frontend keeps its clear answer for them); a text-only message gives None.
+(the frontend keeps its clear answer for them), and so does a photo, voice or document
+without a file id (its `source` the media field); a text-only message gives None.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ def attachment_from_message(message: Mapping[str, Any]) -> Attachment | None:
     group_id = str(group) if group is not None else None
     photo = message.get("photo")
     if isinstance(photo, list) and photo:
-        largest = max(
-            photo, key=lambda size: int(size.get("width", 0)) * int(size.get("height", 0))
-        )
+        sizes = [size for size in photo if isinstance(size, Mapping) and _has_file(size)]
+        if not sizes:
+            return _without_file("photo", caption)
+        largest = max(sizes, key=lambda size: _number(size, "width") * _number(size, "height"))
         return _attachment("photo", "photo", largest, caption, group_id, mime="image/jpeg")
     for field, kind in MEDIA_FIELDS:
         item = message.get(field)
+        if isinstance(item, Mapping) and not _has_file(item):
+            return _without_file(field, caption)
         if isinstance(item, Mapping):
             if kind == "document" and str(item.get("mime_type", "")).lower() in IMAGE_MIMES:
                 kind = "image"  # a photo sent as a file: full quality, the file's own format
@@ -63,6 +67,20 @@ def attachment_from_message(message: Mapping[str, Any]) -> Attachment | None:
                 source=field,
             )
     return None
+
+
+def _has_file(item: Mapping[str, Any]) -> bool:
+    return isinstance(item.get("file_id"), str) and bool(item["file_id"])
+
+
+def _number(item: Mapping[str, Any], key: str) -> int:
+    value = item.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _without_file(field: str, caption: str) -> Attachment:
+    """A media field without a file id (malformed): nothing to download."""
+    return Attachment("unsupported", "", "", caption=caption, source=field)
 
 
 def _attachment(

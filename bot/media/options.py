@@ -1,46 +1,19 @@
 """The settings of bot/media as one small typed value, and which models can see images.
 
-Built by the caller from bot.config.Settings (and the chat's profile); this package never
-reads the environment itself.
+Built from bot.config.Settings (`MediaOptions.from_settings`); this package never reads the
+environment itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-ImageDetail = Literal["auto", "low", "high"]
+from bot.config import Settings
+from bot.llm.image_tokens import ImageDetail, sees_images
 
 MB = 1024 * 1024
 TELEGRAM_DOWNLOAD_LIMIT = 20 * MB  # getFile answers "file is too big" past it
 TRANSCRIPTION_LIMIT = 25 * MB  # OpenAI's /audio/transcriptions upload limit
-
-# Model names (provider prefixes dropped) that accept image parts, when VISION is unset.
-VISION_PREFIXES = (
-    "gpt-4o",
-    "chatgpt-4o",
-    "gpt-4.1",
-    "gpt-4.5",
-    "gpt-4-turbo",
-    "gpt-4-vision",
-    "gpt-5",
-    "o1",
-    "o3",
-    "o4",
-    "computer-use",
-)
-TEXT_ONLY_NAMES = ("o1-mini", "o3-mini", "gpt-4o-audio", "gpt-4o-realtime", "gpt-4o-mini-audio")
-VISION_MARKERS = ("vision", "-vl", "llava", "pixtral", "gemma-3", "qwen2.5-omni")
-
-
-def sees_images(model: str, vision: bool | None = None) -> bool:
-    """Whether `model` accepts image parts: the VISION setting when given, else by its name."""
-    if vision is not None:
-        return vision
-    name = model.rsplit("/", 1)[-1].lower()
-    if name.startswith(TEXT_ONLY_NAMES):
-        return False
-    return name.startswith(VISION_PREFIXES) or any(m in name for m in VISION_MARKERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +48,22 @@ class MediaOptions:
     pdf_max_pages: int = 500  # PDF pages read at most
     zip_max_bytes: int = 200 * MB  # DOCX: uncompressed size past which it is a zip bomb
     concurrency: int = 2  # MEDIA_CONCURRENCY: decodes/extractions at once per process
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaOptions:
+        base_url, api_key = settings.transcription
+        return cls(
+            max_bytes=settings.media_max_bytes,
+            image_detail=settings.image_detail,
+            transcription_base_url=base_url,
+            transcription_api_key=api_key,
+            transcription_model=settings.transcription_model,
+            transcription_language=settings.transcription_language,
+            show_transcript=settings.show_transcript,
+            document_max_tokens=settings.document_max_tokens,
+            pdf_max_pages=settings.pdf_max_pages,
+            concurrency=settings.media_concurrency,
+        )
 
     def __post_init__(self) -> None:
         if not 0 < self.max_bytes <= TELEGRAM_DOWNLOAD_LIMIT:

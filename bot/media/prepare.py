@@ -1,4 +1,4 @@
-"""The one entry point of bot/media: an incoming attachment in, stored and prompt parts out.
+"""The one entry point of bot/media: an incoming attachment in, `bot.parts` parts out.
 
 Downloads run on the event loop (they only wait on sockets); decoding, resizing and text
 extraction run in worker threads, at most `MediaOptions.concurrency` at once per process, so
@@ -8,6 +8,7 @@ other chats keep streaming while a large PDF is read.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -15,7 +16,6 @@ from typing import TypeVar
 from bot.media import documents
 from bot.media.audio import Transcriber
 from bot.media.download import TelegramFiles
-from bot.media.image_tokens import image_tokens
 from bot.media.images import ProcessedImage, looks_like_image, process_image
 from bot.media.options import MediaOptions, ModelTarget
 from bot.media.types import (
@@ -27,11 +27,11 @@ from bot.media.types import (
     DataValue,
     MediaError,
     Note,
-    Part,
     Prepared,
     TextCounter,
     TranscriptionError,
 )
+from bot.parts import AudioTranscriptPart, DocumentTextPart, FileRef, ImagePart, Part, TextPart
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,12 @@ class MediaProcessor:
         self.files = files
         self.transcriber = transcriber
         self.options = options
+        self.transcribers: dict[str, Transcriber] = {}  # profiles with their own settings
         self._heavy = asyncio.Semaphore(options.concurrency)
+
+    def transcriber_for(self, profile: str) -> Transcriber:
+        """The transcriber of a model profile (the default one unless it has its own)."""
+        return self.transcribers.get(profile, self.transcriber)
 
     async def run_heavy(self, work: Callable[..., T], *args: object) -> T:
         """Run CPU-bound `work(*args)` in a worker thread, bounded per process."""
@@ -88,26 +93,35 @@ class MediaProcessor:
         return Prepared(tuple(parts), tuple(notes))
 
     async def prepare_album(
-        self, attachments: Sequence[Attachment], target: ModelTarget, counter: TextCounter
+        self,
+        attachments: Sequence[Attachment],
+        target: ModelTarget,
+        counter: TextCounter,
+        *,
+        budget: int | None = None,
+        transcriber: Transcriber | None = None,
     ) -> Prepared:
         """An album (one `media_group_id`) as one message: every item, then the caption(s).
 
         An item that fails is left out with a "skipped" note; if all fail, the first error.
+        `budget` is shared by the album's documents.
         """
+        share = None if budget is None else max(1, budget // max(1, len(attachments)))
         parts: list[Part] = []
         captions: list[Part] = []
         notes: list[Note] = []
         errors: list[MediaError] = []
         for attachment in attachments:
             try:
-                prepared = await self.prepare(attachment, target, counter)
+                prepared = await self.prepare(
+                    attachment, target, counter, budget=share, transcriber=transcriber
+                )
             except MediaError as exc:
                 errors.append(exc)
                 notes.append(Note("skipped", {"code": exc.code}))
                 continue
-            for part in prepared.parts:
-                is_caption = part.kind == "text" and part.data.get("role") == "caption"
-                (captions if is_caption else parts).append(part)
+            for part in prepared.parts:  # text parts are the captions
+                (captions if isinstance(part, TextPart) else parts).append(part)
             notes.extend(n for n in prepared.notes if n not in notes)
         if not parts and errors:
             raise errors[0]
@@ -125,7 +139,7 @@ class MediaProcessor:
         if raw is None:
             raw = await self.files.download(attachment)
         image = await self.run_heavy(self._process_image, raw)
-        part = self.image_part(image, attachment, target, counter)
+        part = self.image_part(image, attachment, counter)
         notes = [] if target.vision else [Note("no_vision", {"model": target.model})]
         return [part], notes
 
@@ -142,31 +156,23 @@ class MediaProcessor:
         self,
         image: ProcessedImage,
         attachment: Attachment,
-        target: ModelTarget,
         counter: TextCounter,
         *,
         label: str = "",
-    ) -> Part:
-        """The stored part of a processed image; costed as an image only for a vision model."""
-        detail = self.options.image_detail
+    ) -> ImagePart:
+        """The stored part of a processed image, costed as an image for the counter's model
+        (the prompt sends its text form instead to a model that cannot see it)."""
         name = label or attachment.file_name or "photo"
-        text = f"[Image: {name}, {image.width}×{image.height}]"
-        text_tokens = counter.count_text(text)
-        cost = image_tokens(target.model, image.width, image.height, detail)
-        data: dict[str, DataValue] = {
-            **_ids(attachment),
-            "mime": image.mime,
-            "width": image.width,
-            "height": image.height,
-            "detail": detail,
-            "source_format": image.source_format,
-            "flattened": image.flattened,
-            "bytes": len(image.data),
-            "image_tokens": cost,
-        }
-        return Part(
-            "image", text, cost if target.vision else text_tokens, text_tokens, data, image.data
+        part = ImagePart(
+            image.data,
+            image.mime,
+            f"{name}, {image.width}×{image.height}",
+            self.options.image_detail,
+            image.width,
+            image.height,
+            _file(attachment),
         )
+        return dataclasses.replace(part, tokens=counter.count_part(part))
 
     async def _audio(
         self, attachment: Attachment, counter: TextCounter, transcriber: Transcriber
@@ -185,16 +191,9 @@ class MediaProcessor:
             text = f"[Transcript of {attachment.file_name or attachment.kind}]\n{transcript}"
         else:
             text = transcript
-        tokens = counter.count_text(text)
-        data: dict[str, DataValue] = {
-            **_ids(attachment),
-            "mime": mime,
-            "duration": attachment.duration,
-            "source": attachment.kind,
-            "transcription_model": transcriber.model,
-        }
+        part = AudioTranscriptPart(text, mime or "", attachment.duration, _file(attachment))
         notes = [Note("transcript", {"text": transcript})] if self.options.show_transcript else []
-        return [Part("transcript", text, tokens, tokens, data)], notes
+        return [dataclasses.replace(part, tokens=counter.count_part(part))], notes
 
     async def _document(
         self, attachment: Attachment, target: ModelTarget, counter: TextCounter, budget: int
@@ -206,8 +205,7 @@ class MediaProcessor:
         if kind is None:
             raise documents.unsupported(attachment.mime)
         name = attachment.file_name or "document"
-        header = f"[Document: {name}]\n"
-        room = max(1, budget - counter.count_text(header))
+        room = max(1, budget - counter.count_part(DocumentTextPart("", name)))  # its header
         options = self.options
         try:
             read = await self.run_heavy(
@@ -217,7 +215,7 @@ class MediaProcessor:
             if exc.code == SCANNED and target.vision:
                 return await self._scanned_pages(raw, attachment, target, counter, exc)
             raise
-        text = header + read.text
+        text = read.text
         notes: list[Note] = []
         if read.truncated:
             values: dict[str, DataValue] = {"percent": read.kept_percent, "tokens": read.tokens}
@@ -227,17 +225,8 @@ class MediaProcessor:
             notes.append(Note("truncated", values))
         if not attachment.caption:
             notes.append(Note("no_caption"))
-        tokens = counter.count_text(text)
-        data: dict[str, DataValue] = {
-            **_ids(attachment),
-            "mime": attachment.mime,
-            "file_name": name,
-            "format": read.kind,
-            "truncated": read.truncated,
-            "kept_percent": read.kept_percent,
-            "pages": read.pages,
-        }
-        return [Part("document", text, tokens, tokens, data)], notes
+        part = DocumentTextPart(text, name, attachment.mime or "", _file(attachment))
+        return [dataclasses.replace(part, tokens=counter.count_part(part))], notes
 
     def _extract(
         self, raw: bytes, kind: documents.DocumentKind, room: int, counter: TextCounter, pages: int
@@ -268,7 +257,7 @@ class MediaProcessor:
             except MediaError:
                 continue
             label = f"{attachment.file_name or 'document'}, page {number}"
-            parts.append(self.image_part(image, attachment, target, counter, label=label))
+            parts.append(self.image_part(image, attachment, counter, label=label))
         if not parts:
             raise error
         notes = [Note("scanned_as_images", {"pages": len(parts), **error.values})]
@@ -280,10 +269,9 @@ class MediaProcessor:
 SCANNED_PAGES = 3  # pages of a scanned PDF sent as images to a vision model
 
 
-def _ids(attachment: Attachment) -> dict[str, DataValue]:
-    return {"file_id": attachment.file_id, "file_unique_id": attachment.file_unique_id}
+def _file(attachment: Attachment) -> FileRef:
+    return FileRef(attachment.file_id, attachment.file_unique_id, attachment.size)
 
 
-def _caption(caption: str, counter: TextCounter) -> Part:
-    tokens = counter.count_text(caption)
-    return Part("text", caption, tokens, tokens, {"role": "caption"})
+def _caption(caption: str, counter: TextCounter) -> TextPart:
+    return TextPart(caption, counter.count_text(caption))

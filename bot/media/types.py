@@ -1,4 +1,4 @@
-"""The typed interface of bot/media: an attachment in, stored parts and prompt parts out.
+"""The typed interface of bot/media: an attachment in, `bot.parts` parts (to store and send) out.
 
 MediaError
 ├── DownloadError        getFile or the file download failed (codes: too_big, not_found, ...)
@@ -6,22 +6,23 @@ MediaError
 ├── TranscriptionError   the transcription server failed or is not configured
 └── DocumentError        the document could not be read (encrypted, scanned, broken, ...)
 
-Errors carry a `code` and `values` (e.g. {"limit_mb": 20}); the frontend renders the sentence.
+Errors carry a `code` and `values` (e.g. {"size": 5000, "limit": 4096}); the frontend (bot.wording)
+renders the sentence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.errors import BotError
+from bot.notices import Notice
+from bot.parts import Part
 
 AttachmentKind = Literal[
     "photo", "image", "voice", "audio", "video_note", "video", "document", "unsupported"
 ]
-PartKind = Literal["text", "image", "transcript", "document"]
-#: JSON-serialisable values of a part's `data` (what a content-parts table keeps as JSON).
+#: The values of an error or a note (JSON-serialisable, for the frontend's sentence).
 DataValue = str | int | float | bool | None
 
 # Error codes (stable: frontends map them to sentences, tests assert them).
@@ -84,30 +85,9 @@ class Attachment:
     source: str = ""  # the Bot API field it came in: photo, voice, document, sticker, poll...
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One ordered part of a stored message, shaped like a row of a content-parts table.
-
-    `text` is the text form (caption, transcript, extracted text, or an image's description
-    placeholder), always present so a text-only prompt and search can use it; `blob` holds
-    an image's downscaled bytes; `token_count` is the cost of what is sent to the model (the
-    image itself for an image part), `text_tokens` the cost of the text form alone.
-    """
-
-    kind: PartKind
-    text: str
-    token_count: int
-    text_tokens: int
-    data: Mapping[str, DataValue] = field(default_factory=dict)
-    blob: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Something the user should be told about a prepared attachment."""
-
-    code: str  # "truncated", "no_vision", "transcript", "no_caption"
-    values: Mapping[str, DataValue] = field(default_factory=dict)
+#: Something the user should be told about a prepared attachment: "truncated", "no_vision",
+#: "transcript", "no_caption", "skipped", "scanned_as_images" (the frontend words it).
+Note = Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +103,12 @@ class Prepared:
 
     @property
     def token_count(self) -> int:
-        return sum(part.token_count for part in self.parts)
+        return sum(part.tokens for part in self.parts)
 
 
 class TextCounter(Protocol):
-    """Counts the tokens of a text for the profile's model (bot.llm.tokens.TokenCounter)."""
+    """Counts tokens for the profile's model (bot.llm.tokens.TokenCounter)."""
 
     def count_text(self, text: str) -> int: ...
+
+    def count_part(self, part: Part) -> int: ...

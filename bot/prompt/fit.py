@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from bot.errors import BotError
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage
+from bot.prompt.images import at_low_detail, without_images
 from bot.parts import Part, ToolResultPart
 from bot.values import HistoryItem, Role
 
@@ -83,14 +84,24 @@ async def build_prompt(
     budget: int,
     counter: TokenCounter,
     summary: str = "",
+    vision: bool = True,
 ) -> Prompt:
     """Fit the newest history into `budget` tokens; raise MessageTooLong if nothing fits.
 
     `history` should hold only what `summary` does not cover; the summary is dropped when the
-    new message leaves no room for it.
+    new message leaves no room for it. Without `vision` every image goes as its text form; the
+    new message's images go at low detail when they do not fit otherwise.
+    Past images that do not fit give way to their text form, oldest first, before whole
+    messages are dropped (a message is kept if its text form fits).
     """
+    if not vision:
+        new_message = without_images(new_message, counter)
     system_tokens = counter.count_message(Role.SYSTEM, system_prompt) if system_prompt else 0
     used = REPLY_PRIMING_TOKENS + system_tokens + new_message.tokens
+    if used > budget and vision:  # images too costly at their detail: low detail costs less
+        used -= new_message.tokens
+        new_message = at_low_detail(new_message, counter)
+        used += new_message.tokens
     if used > budget:
         raise MessageTooLong(new_message.tokens, budget - (used - new_message.tokens))
     if summary:
@@ -102,28 +113,35 @@ async def build_prompt(
             )
         else:
             summary = ""
-    kept: list[HistoryItem] = []
-    unsummarized: int | None = new_message.tokens
+    kept: list[tuple[HistoryItem, HistoryItem]] = []  # (as stored, images as text), newest first
+    read_all = True
     newest_exchange = True
     async for item in history:
-        if _has_results(item):
+        if _has_results(item):  # old or oversized tool results give way to a stub first
             if not newest_exchange or used + item.tokens > budget:
                 item = stubbed(item, counter)
             newest_exchange = False
-        if used + item.tokens > budget:
-            unsummarized = None
+        light = without_images(item, counter)
+        if used + light.tokens > budget:
+            read_all = False
             break
-        kept.append(item)
-        used += item.tokens
-    if unsummarized is not None:
-        unsummarized += sum(item.tokens for item in kept)
-    kept.reverse()
+        kept.append((item, light))
+        used += light.tokens
+    chosen: list[HistoryItem] = []
+    for item, light in kept:  # the room left brings images back, newest first
+        if vision and item is not light and used + item.tokens - light.tokens <= budget:
+            used += item.tokens - light.tokens
+            chosen.append(item)
+        else:
+            chosen.append(light)
+    chosen.reverse()
+    unsummarized = new_message.tokens + sum(i.tokens for i in chosen) if read_all else None
     # A prompt should not open with an answer whose question was dropped (nor a tool result
     # whose call was).
-    while kept and kept[0].role in (Role.ASSISTANT, Role.TOOL):
-        used -= kept.pop(0).tokens
+    while chosen and chosen[0].role in (Role.ASSISTANT, Role.TOOL):
+        used -= chosen.pop(0).tokens
     messages = [ChatMessage(Role.SYSTEM, system_prompt)] if system_prompt else []
     messages += [
-        ChatMessage(item.role, item.parts or item.content) for item in (*kept, new_message)
+        ChatMessage(item.role, item.parts or item.content) for item in (*chosen, new_message)
     ]
-    return Prompt(tuple(messages), used, len(kept), bool(summary), unsummarized)
+    return Prompt(tuple(messages), used, len(chosen), bool(summary), unsummarized)

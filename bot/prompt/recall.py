@@ -115,4 +115,5 @@ class Recall:
                 budget=budget,
                 counter=counter,
                 summary=summary.content if summary else "",
+                vision=config.vision,
             )

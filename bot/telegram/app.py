@@ -22,6 +22,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.llm.backends import Backends
 from bot.llm.tokens import TokenCounter
 from bot.logs import quiet_secret_loggers
+from bot.media import MediaProcessor, media_processor
 from bot.model_profile import DEFAULT_PROFILE
 from bot.runtime.http_transport import AiohttpTransport, model_http_client
 from bot.runtime.metrics import QUEUE_DEPTH, MeteredClient, MeteredRateLimiter
@@ -57,10 +58,11 @@ def build_application(
     sessions: async_sessionmaker[AsyncSession],
     gate: UpdateGate | None = None,
     poll_request: HTTPXRequest | None = None,
+    media: MediaProcessor | None = None,
 ) -> AnyApplication:
     root = settings.telegram_base_url
     access = Access(settings, sessions)
-    handlers = ChatHandlers(settings, runner, access)
+    handlers = ChatHandlers(settings, runner, access, media)
     ordering = ChatOrderedUpdateProcessor(
         max_queued_per_chat=settings.max_queued_per_chat,
         skips_queue=handlers.skips_queue,
@@ -167,7 +169,9 @@ class BotRuntime:
             pool_size=settings.database_pool_size,
         )
         stack.push_async_callback(gate.close)
-        app = self.app = build_application(settings, runner, sessions, gate, self._polling)
+        # Attachments: downloads and transcriptions share the model's HTTP client.
+        media = media_processor(settings, http)
+        app = self.app = build_application(settings, runner, sessions, gate, self._polling, media)
         stack.push_async_callback(app.shutdown)  # a no-op if `initialize` failed
         await app.initialize()
         await publish_commands(app.bot, settings.admin_user_ids)

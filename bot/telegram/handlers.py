@@ -15,10 +15,12 @@ from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 from bot.access import Access, Verdict
 from bot.config import Settings
 from bot.conversation import Incoming
+from bot.media import MediaProcessor
 from bot.model_step import TurnControl
 from bot.prompt.recall import Remembered
 from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
+from bot.telegram.attachments import AttachmentHandler
 from bot.telegram.commands import ADMIN_USAGE, BUTTON_COMMANDS, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.telegram.tool_confirm import PREFIX as CONFIRM_PREFIX
@@ -34,7 +36,9 @@ WELCOME = (
     "Just send me a message."
 )
 HELP = (
-    "Send me a text message and I'll answer, keeping our conversation in mind.\n\n"
+    "Send me a message and I'll answer, keeping our conversation in mind: text, a photo "
+    "(or an album), a voice message, or a file (PDF, DOCX, text) with your question as its "
+    "caption.\n\n"
     "/stop — stop the reply I'm writing\n"
     "/retry — write my last reply again\n"
     "/reset — start a new conversation (I forget the current one)\n"
@@ -80,12 +84,21 @@ def _user_info(update: Update) -> UserInfo:
 class ChatHandlers:
     """The handlers, bound to the services they need."""
 
-    def __init__(self, settings: Settings, runner: TurnRunner, access: Access) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: TurnRunner,
+        access: Access,
+        media: MediaProcessor | None = None,
+    ) -> None:
         self._settings = settings
         self._runner = runner
         self._access = access
         self.confirmations = ToolConfirmations(settings.tools_confirm_seconds)
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
+        self._attachments = (
+            AttachmentHandler(runner, media, self._turn) if media is not None else None
+        )
 
     async def gate(self, update: Update, context: Context) -> None:
         """Stop updates from users who may not use the bot: blocked ones silently."""
@@ -241,9 +254,11 @@ class ChatHandlers:
 
     def skips_queue(self, update: Update) -> bool:
         """Control commands and confirmation buttons act on the running turn, so they must
-        not wait behind it."""
+        not wait behind it; an album's later items join its first, already in line."""
         query = update.callback_query
         if query is not None and (query.data or "").startswith(CONFIRM_PREFIX):
+            return True
+        if self._attachments is not None and self._attachments.albums.joins(update):
             return True
         text = update.message.text if update.message is not None else None
         if not text or not text.strip():
@@ -255,12 +270,21 @@ class ChatHandlers:
         if update.effective_message is not None and self._addressed(update.effective_message):
             await update.effective_message.reply_text(BUSY)
 
-    async def unsupported(self, update: Update, context: Context) -> None:
-        """Say clearly that only text is understood (in groups only when addressed)."""
+    async def attachment(self, update: Update, context: Context) -> None:
+        """Answer a message that is not text: its attachment as a turn, or why not (in
+        groups only when addressed)."""
         message = update.effective_message
         assert message is not None
-        if self._addressed(message):
+        if not self._addressed(message):
+            if self._attachments is not None:
+                self._attachments.albums.discard(message)  # an album not meant for the bot
+            return
+        if self._attachments is None:
             await message.reply_text(TEXT_ONLY)
+            return
+        user = _user_info(update)
+        if await self._within_quota(message, user.id):
+            await self._attachments.handle(update, context, user)
 
     async def on_error(self, update: object, context: Context) -> None:
         """Log every unexpected error; tell the user something went wrong."""

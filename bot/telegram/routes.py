@@ -9,8 +9,8 @@ in ascending order; `ApplicationHandlerStop` ends the update. So the order rules
 - group 0, one handler per update:
   * commands, each name once; the one exception is /memory: bare (what the bot remembers)
     before the admins' `/memory chat|user` (it takes the rest).
-  * messages: text, then anything else (handlers for photos and documents go before
-    `unsupported`, the answer for what no handler reads).
+  * messages: text, then anything else: `attachment` takes photos, albums, recordings and
+    files as turns, and answers what it cannot read (stickers, locations...).
   * buttons: callback data starts with its feature's prefix (`forget:`; a new feature adds
     its own, e.g. `tools:`, `toolconfirm:`), one handler per prefix; the stale-button answer
     comes last and takes every other press.
@@ -66,7 +66,7 @@ def register(
     add(CommandHandler("tools", tools.command, filters=new))
 
     add(MessageHandler(new & filters.TEXT & ~filters.COMMAND, chat.text))
-    add(MessageHandler(new & ~filters.TEXT, chat.unsupported))
+    add(MessageHandler(new & ~filters.TEXT, chat.attachment))
 
     add(CallbackQueryHandler(userdata.confirm_forget, pattern=FORGET_DATA))
     add(CallbackQueryHandler(chat.confirmations.on_tap, pattern=f"^{CONFIRM_PREFIX}"))

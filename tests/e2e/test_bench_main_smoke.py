@@ -72,8 +72,17 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
     assert 0 <= tokens["exact_match_pct"] <= 100
     assert tokens["max_deviation_pct"] >= 0
 
+    assert list(results["media"]) == databases
+    for db in databases:
+        figures = results["media"][db]
+        for name in ("photo_download_to_request", "pdf_download_to_request"):
+            assert figures[name]["n"] == plan["media_turns"], (db, name)
+        for name in ("tok_to_edit_idle", "tok_to_edit_while_parsing"):
+            assert figures[name]["n"] == plan["media_chats"] * plan["media_rounds"], (db, name)
+        assert isinstance(figures["p99_ratio_parsing_to_idle"], float)
+        assert figures["pdf_mb"] > 0
     tools = results["tools"]
     assert tools["turns"] == plan["tool_chats"] * plan["tool_rounds"]
     assert tools["incomplete"] == 0
     assert tools["update_to_final_minus_model"]["n"] == tools["turns"]
-    assert "5. One MCP tool call per turn" in format_table(results)
+    assert "6. One MCP tool call per turn" in format_table(results)

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.llm.bodies import chat_messages
 from bot.llm.tokens import TokenCounter
+from bot.llm.types import ChatMessage
 from bot.logs import quiet_secret_loggers
 from bot.media import (
     Attachment,
@@ -28,7 +30,14 @@ from bot.media import (
     attachment_from_message,
 )
 from bot.media import types as codes
-from bot.media.prompt_parts import chat_content
+from bot.parts import (
+    AudioTranscriptPart,
+    DocumentTextPart,
+    ImagePart,
+    Part,
+    TextPart,
+    prompt_text,
+)
 from bot.runtime.http_transport import AiohttpTransport
 from emulators import media_samples as samples
 from emulators.bot_api import BotAPIEmulator
@@ -178,17 +187,12 @@ async def test_image_document_becomes_an_image_part_the_model_accepts(
     )
     prepared = await make_media().prepare(attachment(sent), VISION, COUNTER)
     image, caption = prepared.parts
-    assert (image.kind, caption.kind, caption.text) == ("image", "text", "What is this?")
-    assert image.blob is not None and image.blob.startswith(b"\xff\xd8")  # re-encoded JPEG
-    assert (image.data["width"], image.data["height"], image.data["source_format"]) == (
-        1200,
-        900,
-        fmt,
-    )
+    assert isinstance(image, ImagePart) and caption == TextPart("What is this?", 4)
+    assert image.data.startswith(b"\xff\xd8") and image.mime == "image/jpeg"  # re-encoded
+    assert (image.width, image.height, image.file is not None) == (1200, 900, True)
     assert prepared.notes == ()
     # The server's usage agrees with the stored cost: text as the cookbook counts, plus image.
-    content = chat_content(prepared.parts, vision=True)
-    message = {"role": "user", "content": content}
+    [message] = chat_messages(ChatMessage("user", prepared.parts))
     async with httpx.AsyncClient() as client:
         response = await client.post(
             f"{model.base_url}/chat/completions",
@@ -197,7 +201,7 @@ async def test_image_document_becomes_an_image_part_the_model_accepts(
         )
     assert response.status_code == 200, response.text
     text = count_prompt_tokens([{"role": "user", "content": "What is this?"}])
-    assert response.json()["usage"]["prompt_tokens"] == text + image.token_count
+    assert response.json()["usage"]["prompt_tokens"] == text + image.tokens
 
 
 async def test_text_only_model_gets_the_text_form_and_a_note(
@@ -206,11 +210,10 @@ async def test_text_only_model_gets_the_text_form_and_a_note(
     sent = telegram.send_photo(CHAT, samples.image_bytes(800, 600), caption="Look")
     prepared = await make_media().prepare(attachment(sent), TEXT_ONLY, COUNTER)
     image = prepared.parts[0]
-    assert image.blob is not None  # stored anyway: a vision profile can use it later
-    assert image.token_count == image.text_tokens
-    assert image.data["image_tokens"] == 85 + 170 * 4  # its cost as an image, for later
+    assert isinstance(image, ImagePart) and image.data  # stored: a vision profile can use it
+    assert image.tokens == 85 + 170 * 4  # its cost as an image (the prompt decides per turn)
     assert [n.code for n in prepared.notes] == ["no_vision"]
-    assert chat_content(prepared.parts, vision=False) == "[Image: photo, 800×600]\n\nLook"
+    assert prompt_text(image) == "[image: photo, 800×600]"
 
 
 async def test_album_is_one_prepared_message_with_the_caption_last(
@@ -221,7 +224,7 @@ async def test_album_is_one_prepared_message_with_the_caption_last(
     )
     prepared = await make_media().prepare_album([attachment(m) for m in sent], VISION, COUNTER)
     assert [p.kind for p in prepared.parts] == ["image", "image", "image", "text"]
-    assert [p.data.get("width") for p in prepared.parts[:3]] == [300, 301, 302]
+    assert [getattr(p, "width", None) for p in prepared.parts[:3]] == [300, 301, 302]
     assert prepared.parts[-1].text == "Our trip"
 
 
@@ -260,7 +263,9 @@ async def test_heic_photo_sent_as_a_file(make_media: MakeMedia, telegram: BotAPI
     data = samples.image_bytes(400, 300, "HEIF")
     sent = telegram.send_document(CHAT, data, file_name="IMG_1.HEIC", mime_type="image/heic")
     prepared = await make_media().prepare(attachment(sent), VISION, COUNTER)
-    assert prepared.parts[0].data["source_format"] == "HEIF"
+    image = prepared.parts[0]
+    assert isinstance(image, ImagePart) and (image.width, image.height) == (400, 300)
+    assert image.mime == "image/jpeg" and image.data.startswith(b"\xff\xd8")
 
 
 async def test_sticker_is_unsupported(make_media: MakeMedia, telegram: BotAPIEmulator) -> None:
@@ -281,8 +286,9 @@ async def test_voice_is_transcribed_as_ogg_and_the_transcript_shown(
         attachment(sent), VISION, COUNTER
     )
     [part] = prepared.parts
-    assert (part.kind, part.text) == ("transcript", "please summarise my day")
-    assert part.token_count == COUNTER.count_text("please summarise my day")
+    assert isinstance(part, AudioTranscriptPart) and part.text == "please summarise my day"
+    assert (part.mime, part.duration) == ("audio/ogg", 3)
+    assert part.tokens == COUNTER.count_text("please summarise my day")
     assert [(n.code, dict(n.values)) for n in prepared.notes] == [
         ("transcript", {"text": "please summarise my day"})
     ]
@@ -393,10 +399,10 @@ async def test_pdf_becomes_a_document_part_with_its_name(
     )
     prepared = await make_media().prepare(attachment(sent), TEXT_ONLY, COUNTER)
     document, caption = prepared.parts
-    assert document.text.startswith("[Document: report.pdf]\n")
+    assert isinstance(document, DocumentTextPart) and document.name == "report.pdf"
     assert "Quarterly revenue rose" in document.text and "Costs fell" in document.text
-    assert document.token_count == COUNTER.count_text(document.text)
-    assert (document.data["format"], document.data["pages"]) == ("pdf", 2)
+    assert prompt_text(document).startswith("[document: report.pdf]\n")
+    assert document.tokens == COUNTER.count_text(prompt_text(document))
     assert caption.text == "Summarise" and prepared.notes == ()
 
 
@@ -419,7 +425,7 @@ async def test_source_file_with_an_odd_mime_is_text(
         CHAT, code, file_name="main.py", mime_type="application/octet-stream", caption="Review"
     )
     prepared = await make_media().prepare(attachment(sent), TEXT_ONLY, COUNTER)
-    assert prepared.parts[0].text == "[Document: main.py]\n" + code.decode()
+    assert prompt_text(prepared.parts[0]) == "[document: main.py]\n" + code.decode()
 
 
 async def test_long_document_is_cut_with_a_note(
@@ -431,7 +437,7 @@ async def test_long_document_is_cut_with_a_note(
         attachment(sent), TEXT_ONLY, COUNTER
     )
     document = prepared.parts[0]
-    assert document.token_count <= 500 + 30  # the budget, plus the cut note itself
+    assert document.tokens <= 500 + 30  # the budget, plus the cut note itself
     assert "cut to fit" in document.text
     [note] = prepared.notes
     assert note.code == "truncated" and 0 < int(note.values["percent"] or 0) < 100
@@ -466,7 +472,7 @@ async def test_scanned_pdf_is_honest_on_text_models_and_pictures_on_vision(
     vision = attachment(telegram.send_document(CHAT, data, file_name="scan.pdf", caption="Read"))
     prepared = await media.prepare(vision, VISION, COUNTER)
     assert [p.kind for p in prepared.parts] == ["image", "image", "image", "text"]
-    assert prepared.parts[0].text == "[Image: scan.pdf, page 1, 300×400]"
+    assert prepared.parts[0].text == "scan.pdf, page 1, 300×400"
     assert [n.code for n in prepared.notes] == ["scanned_as_images"]
 
 
@@ -481,6 +487,9 @@ class ThreadRecordingCounter:
     def count_text(self, text: str) -> int:
         self.seen.append((threading.get_ident(), len(self.ticks)))
         return self.inner.count_text(text)
+
+    def count_part(self, part: Part) -> int:
+        return self.inner.count_part(part)
 
 
 async def test_300_page_pdf_is_read_in_a_worker_while_the_loop_keeps_running(
@@ -512,7 +521,7 @@ async def test_image_sent_as_a_generic_file_is_still_an_image(
     )
     prepared = await make_media().prepare(attachment(sent), VISION, COUNTER)
     assert [p.kind for p in prepared.parts] == ["image", "text"]
-    assert prepared.parts[0].text == "[Image: scan, 200×100]"
+    assert prepared.parts[0].text == "scan, 200×100"
 
 
 async def test_a_profile_can_bring_its_own_transcriber(
@@ -526,5 +535,4 @@ async def test_a_profile_can_bring_its_own_transcriber(
     sent = telegram.send_voice(CHAT, samples.ogg_opus())
     prepared = await media.prepare(attachment(sent), VISION, COUNTER, transcriber=own)
     assert prepared.parts[0].text == "from the profile's server"
-    assert prepared.parts[0].data["transcription_model"] == "gpt-4o-mini-transcribe"
     assert model.audio.uploads[0].fields["model"] == "gpt-4o-mini-transcribe"

@@ -49,8 +49,14 @@ TOOL_CALL: tuple[Part, ...] = (
 TOOL_RESULT: tuple[Part, ...] = (ToolResultPart("call_1", "12:00", name="get_time"),)
 
 
-async def _add(session: Any, conversation_id: int, role: str, parts: tuple[Part, ...]) -> int:
-    counted = COUNTER.counted(parts)
+async def _add(
+    session: Any,
+    conversation_id: int,
+    role: str,
+    parts: tuple[Part, ...],
+    counter: TokenCounter = COUNTER,
+) -> int:
+    counted = counter.counted(parts)
     return await store.add_message(
         session,
         parts=counted,
@@ -126,17 +132,23 @@ async def _store_rich_history(database_url: str) -> None:
                 (Role.TOOL, TOOL_RESULT),
                 (Role.ASSISTANT, (TextPart("It is noon; that is a red bicycle."),)),
             ):
-                await _add(session, first.conversation_id, role, parts)
+                # Counted for gpt-4o, the model the tests below talk to.
+                await _add(session, first.conversation_id, role, parts, TokenCounter("gpt-4o"))
     finally:
         await engine.dispose()
 
 
 async def test_stored_parts_reach_the_chat_api_as_content_arrays_and_tool_messages(
-    bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator, database_url: str
+    make_settings: SettingsFactory,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    database_url: str,
 ) -> None:
-    await ask(telegram, ALICE, "Hello.")
-    await _store_rich_history(database_url)
-    await ask(telegram, ALICE, "Thanks!")
+    # gpt-4o: the image fits the budget (gpt-4o-mini's count would turn it into its text form)
+    async with BotRuntime(make_settings(model="gpt-4o")):
+        await ask(telegram, ALICE, "Hello.")
+        await _store_rich_history(database_url)
+        await ask(telegram, ALICE, "Thanks!")
 
     sent = model.chat_requests()[-1]["messages"]
     image = PHOTO[1]
@@ -176,7 +188,7 @@ async def test_stored_parts_reach_the_responses_api_as_input_items(
     model: OpenAIEmulator,
     database_url: str,
 ) -> None:
-    async with BotRuntime(make_settings(openai_api="responses")):
+    async with BotRuntime(make_settings(openai_api="responses", model="gpt-4o")):
         await ask(telegram, ALICE, "Hello.")
         await _store_rich_history(database_url)
         await ask(telegram, ALICE, "Thanks!")

@@ -55,7 +55,8 @@ async def assert_nothing_changed(
 async def test_admin_commands_by_side_doors_do_nothing_for_a_non_admin(
     admin_bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator, database_url: str
 ) -> None:
-    # A caption is not a command (for anyone): the photo gets the text-only answer.
+    # A caption is not a command (for anyone): the photo is only a photo (here one whose file
+    # Telegram cannot give).
     entity = {"type": "bot_command", "offset": 0, "length": len("/setglobal")}
     telegram.send_message(ALICE, photo=[{}], caption=EVIL, caption_entities=[entity])
     # An edit into a command is ignored like any edit.
@@ -75,7 +76,7 @@ async def test_admin_commands_by_side_doors_do_nothing_for_a_non_admin(
     await telegram.wait_for(lambda: texts(telegram, GROUP).count(REFUSAL) == 3)
     await telegram.wait_for(lambda: len(texts(telegram, ALICE)) == 2)
 
-    assert texts(telegram, ALICE)[0].startswith("I can only read text")
+    assert texts(telegram, ALICE)[0].startswith("Telegram no longer has that file")
     assert texts(telegram, ALICE)[1] == "Echo: hello", "the edit was not answered"
     assert texts(telegram, GROUP) == [REFUSAL] * 3
     assert [r["messages"][-1]["content"] for r in model.chat_requests()] == ["hello"]

@@ -209,7 +209,7 @@ async def test_a_message_over_the_budget_gets_a_clear_answer_and_is_not_sent(
     assert model.chat_requests()[0]["messages"][1:] == [{"role": "user", "content": "short one"}]
 
 
-async def test_non_text_messages_get_a_text_only_answer(
+async def test_a_sticker_gets_a_clear_answer_and_never_reaches_the_model(
     bot: BotRuntime, telegram: BotAPIEmulator, model: OpenAIEmulator
 ) -> None:
     telegram.send_message(
@@ -224,7 +224,9 @@ async def test_non_text_messages_get_a_text_only_answer(
             "is_video": False,
         },
     )
-    await telegram.wait_for(lambda: any("only read text" in t for t in texts(telegram, ALICE)))
+    await telegram.wait_for(
+        lambda: any("can't read sticker messages" in t for t in texts(telegram, ALICE))
+    )
     assert model.chat_requests() == []
 
 

@@ -313,3 +313,39 @@ def test_a_config_error_does_not_chain_the_validation_error_holding_the_input(
 
     assert info.value.__context__ is None and info.value.__cause__ is None
     assert "SECRETVALUE" not in str(info.value)
+
+
+def test_media_settings_and_the_transcription_key_stays_with_its_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.media.build import profile_options
+    from bot.media.options import MediaOptions
+
+    set_env(monkeypatch, TELEGRAM_BOT_TOKEN=TOKEN, OPENAI_API_KEY="sk-main")
+    settings = load_settings()
+    assert (settings.media_max_bytes, settings.vision, settings.show_transcript) == (
+        20 * 1024 * 1024,
+        None,
+        True,
+    )
+    assert settings.transcription == ("https://api.openai.com/v1", "sk-main")
+    set_env(monkeypatch, TRANSCRIPTION_BASE_URL="https://api.groq.com/openai/v1", VISION="false")
+    settings = load_settings()
+    assert settings.transcription == ("https://api.groq.com/openai/v1", "")  # not sk-main
+    assert settings.vision is False
+    set_env(
+        monkeypatch,
+        MODEL_PROFILES='{"local": {"model": "llava", "base_url": "http://127.0.0.1:8000/v1",'
+        ' "api_key": "sk-local", "transcription_base_url": "http://127.0.0.1:8000/v1"},'
+        ' "mini": {"model": "gpt-4o", "transcription_model": "gpt-4o-mini-transcribe"},'
+        ' "plain": {"model": "gpt-4o"}}',
+    )
+    settings = load_settings()
+    options = MediaOptions.from_settings(settings)
+    local = profile_options(options, settings.model_profiles["local"])
+    mini = profile_options(options, settings.model_profiles["mini"])
+    assert local is not None and local.transcription_api_key == "sk-local"
+    assert mini is not None and mini.transcription_base_url == options.transcription_base_url
+    assert mini.transcription_model == "gpt-4o-mini-transcribe"
+    assert profile_options(options, settings.model_profiles["plain"]) is None
+    assert "MEDIA_MAX_BYTES" in config_error(monkeypatch, MEDIA_MAX_BYTES=str(21 * 1024 * 1024))

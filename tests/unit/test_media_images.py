@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.media.image_tokens import image_tokens, patches, tiles
+from bot.llm.image_tokens import image_tokens, patches, tiles
 from bot.media.images import process_image
 from bot.media.types import BOMB, CORRUPT, ImageError
 from emulators import media_samples as samples

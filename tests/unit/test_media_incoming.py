@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.llm.image_tokens import sees_images
 from bot.media import attachment_from_message
-from bot.media.options import ModelTarget, sees_images
+from bot.media.options import ModelTarget
 
 
 def test_photo_takes_the_largest_size_and_the_caption() -> None:
@@ -58,3 +59,10 @@ def test_vision_by_model_name_unless_configured() -> None:
     assert not sees_images("test-model") and not sees_images("llama-3.1-8b")
     assert sees_images("test-model", vision=True) and not sees_images("gpt-4o", vision=False)
     assert ModelTarget.for_model("gpt-4o") == ModelTarget("gpt-4o", True)
+
+
+def test_media_without_a_file_id_is_unsupported_with_its_field() -> None:
+    for message in ({"photo": [{}, {"width": 9}]}, {"voice": {"duration": 3}}, {"document": {}}):
+        found = attachment_from_message(message)
+        assert found is not None and (found.kind, found.file_id) == ("unsupported", "")
+        assert found.source == next(iter(message))

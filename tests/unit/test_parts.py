@@ -11,7 +11,8 @@ import pytest
 
 from bot.llm.bodies import chat_body, completions_body, responses_body
 from bot.llm.endpoint import Endpoint, PromptTemplate
-from bot.llm.tokens import TOKENS_PER_MESSAGE, TokenCounter, image_tokens
+from bot.llm.image_tokens import image_tokens
+from bot.llm.tokens import TOKENS_PER_MESSAGE, TokenCounter
 from bot.llm.types import ChatMessage, ChatRequest
 from bot.model_profile import DEFAULT_MESSAGE_TEMPLATE, DEFAULT_STOP, DEFAULT_TEMPLATE, ApiMode
 from bot.parts import (
@@ -205,17 +206,17 @@ def test_a_text_part_costs_what_the_same_plain_message_costs() -> None:
 
 
 def test_images_cost_tiles_per_openai_vision_rule() -> None:
-    assert image_tokens(1024, 1024) == 765  # 768 × 768: 4 tiles
-    assert image_tokens(2048, 4096) == 1105  # 768 × 1536: 6 tiles
-    assert image_tokens(300, 200) == 255  # never upscaled: 1 tile
-    assert image_tokens(4000, 3000, "low") == 85
-    assert image_tokens(0, 0) == 85 + 170 * 8  # unknown size: the largest a fitted image needs
+    assert image_tokens("gpt-4o", 1024, 1024) == 765  # 768 × 768: 4 tiles
+    assert image_tokens("gpt-4o", 2048, 4096) == 1105  # 768 × 1536: 6 tiles
+    assert image_tokens("gpt-4o", 300, 200) == 255  # never upscaled: 1 tile
+    assert image_tokens("gpt-4o", 4000, 3000, "low") == 85
+    assert image_tokens("gpt-4o", 0, 0) == 85 + 170 * 8  # unknown size: the largest fitted
 
 
 def test_counted_parts_carry_their_tokens_and_the_message_sums_them() -> None:
     parts = COUNTER.counted((QUESTION, PHOTO, CALL, RESULT))
     assert [p.tokens for p in parts] == [COUNTER.count_part(p) for p in parts]
-    assert parts[1].tokens == image_tokens(1024, 768)
+    assert parts[1].tokens == image_tokens(COUNTER.model, 1024, 768)
     assert parts[3].tokens > TOKENS_PER_MESSAGE + COUNTER.count_text(RESULT.text)
     total = COUNTER.count_content("user", parts)
     assert total == TOKENS_PER_MESSAGE + 1 + sum(p.tokens for p in parts) + 3
@@ -243,7 +244,7 @@ async def test_the_prompt_carries_a_stored_message_s_parts() -> None:
         system_prompt="",
         new_message=new,
         history=_History([answer, photo]),
-        budget=4000,
+        budget=40_000,  # gpt-4o-mini counts an image at ~33× gpt-4o's tokens
         counter=COUNTER,
     )
     assert [m.content for m in prompt.messages] == [parts, "A cat.", "Its colour?"]

@@ -5,14 +5,19 @@ then its shortest side to 768 px; each 512-px tile costs `tile` tokens, plus `ba
 "low" costs `base` alone. gpt-4o-mini bills the same dollars with larger constants.
 Patch models (gpt-4.1-mini/nano, gpt-5-mini/nano, o4-mini): 32-px patches, scaled down to at
 most 1536 of them, times a per-model multiplier. "auto" is counted as "high" (the server may
-choose less, never more), and an unknown model is counted as gpt-4o.
+choose less, never more), and an unknown model is counted as gpt-4o. An image of unknown
+size counts as the largest a fitted image can be (768 × 2048).
+
+`sees_images` says which models take image parts at all (VISION, else by the model's name).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
-from bot.media.options import ImageDetail
+ImageDetail = Literal["auto", "low", "high"]
+
 
 TILE = 512
 PATCH = 32
@@ -44,7 +49,7 @@ DEFAULT_TILE = (85, 170)
 def image_tokens(model: str, width: int, height: int, detail: ImageDetail = "auto") -> int:
     """Prompt tokens of one `width`×`height` image sent to `model` with `detail`."""
     if width <= 0 or height <= 0:
-        raise ValueError("image dimensions must be positive")
+        width, height = 768, 2048
     name = model.rsplit("/", 1)[-1].lower()
     for prefix, multiplier in PATCH_MODELS:
         if name.startswith(prefix):
@@ -79,3 +84,31 @@ def patches(width: int, height: int) -> int:
     ratio *= min(math.floor(w) / w, math.floor(h) / h)
     fitted = math.ceil(width * ratio / PATCH) * math.ceil(height * ratio / PATCH)
     return min(fitted, MAX_PATCHES)
+
+
+# Model names (provider prefixes dropped) that accept image parts, when VISION is unset.
+VISION_PREFIXES = (
+    "gpt-4o",
+    "chatgpt-4o",
+    "gpt-4.1",
+    "gpt-4.5",
+    "gpt-4-turbo",
+    "gpt-4-vision",
+    "gpt-5",
+    "o1",
+    "o3",
+    "o4",
+    "computer-use",
+)
+TEXT_ONLY_NAMES = ("o1-mini", "o3-mini", "gpt-4o-audio", "gpt-4o-realtime", "gpt-4o-mini-audio")
+VISION_MARKERS = ("vision", "-vl", "llava", "pixtral", "gemma-3", "qwen2.5-omni")
+
+
+def sees_images(model: str, vision: bool | None = None) -> bool:
+    """Whether `model` accepts image parts: the VISION setting when given, else by its name."""
+    if vision is not None:
+        return vision
+    name = model.rsplit("/", 1)[-1].lower()
+    if name.startswith(TEXT_ONLY_NAMES):
+        return False
+    return name.startswith(VISION_PREFIXES) or any(m in name for m in VISION_MARKERS)

@@ -1,0 +1,88 @@
+"""Figure 5: attachments. The bot's time from a file's download to the model request, for a
+photo turn and a PDF turn, and what parsing a 20 MB PDF does to other chats' streaming.
+
+*Download → model request* runs from the Bot API emulator receiving `getFile` to the OpenAI
+emulator receiving the turn's request: download, decode/resize or text extraction, storing,
+prompt building. A 19 MB PDF arrives while other chats stream; their *last token → final
+edit* p99 is compared with their turns without it, the two alternating (goal ≤ 1.2×).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.harness import Latency, TurnTimes, percentiles
+from bench.overhead import Rig, first_chats, rig, run_turns
+from emulators import media_samples as samples
+
+MEDIA_CHAT = 800_000_000
+SETTINGS = {"model": "gpt-4o"}  # a vision model
+PDF_PAGES = [f"Page {n}: " + "The quarterly report in numbers and words. " * 30 for n in range(60)]
+
+
+async def _file_turn(r: Rig, chat_id: int, send: str, caption: str) -> float | None:
+    """Send one attachment with a unique caption; seconds from getFile to the model request."""
+    if send == "photo":
+        r.telegram.send_photo(chat_id, samples.image_bytes(1600, 1200), caption=caption)
+    else:
+        data = samples.pdf_bytes(PDF_PAGES)
+        r.telegram.send_document(
+            chat_id, data, file_name="report.pdf", mime_type="application/pdf", caption=caption
+        )
+    asked = len(r.telegram.calls_for("getFile"))
+    await r.telegram.wait_for(lambda: any(caption in c.key for c in r.model.calls), timeout=60)
+    await r.telegram.wait_for(lambda: r.model.text in _shown(r, chat_id), timeout=60)
+    get_file = r.telegram.calls_for("getFile")[asked]
+    request = next(c for c in r.model.calls if caption in c.key)
+    return request.request_at - (get_file.at - r.telegram.latency)
+
+
+async def _answered(r: Rig, chat_id: int) -> None:
+    await r.telegram.wait_for(lambda: r.model.text in _shown(r, chat_id), timeout=120)
+
+
+def _shown(r: Rig, chat_id: int) -> list[str]:
+    return [m.text for m in r.telegram.bot_messages(chat_id)]
+
+
+def big_pdf(target_bytes: int) -> bytes:
+    """A PDF of about `target_bytes` (under Telegram's 20 MB download limit)."""
+    page = "A long page of a very large document, repeated to make it heavy. " * 600
+    pages = max(1, target_bytes // (len(page) + 200))
+    return samples.pdf_bytes([f"{n}: {page}" for n in range(pages)])
+
+
+async def media(
+    database: str, latency: Latency, turns: int, chats: int, pdf_mb: int, rounds: int
+) -> dict[str, Any]:
+    """Photo and PDF turn overheads, and other chats' tok→edit with and without a big PDF
+    (rounds alternate, so that the machine's own load falls on both alike)."""
+    heavy = big_pdf(pdf_mb * 1024 * 1024)
+    idle: list[TurnTimes] = []
+    loaded: list[TurnTimes] = []
+    async with rig(database, latency, flood=False, settings=SETTINGS) as r:
+        await run_turns(r, first_chats(1), 0, limit=30)  # warm-up
+        photo = [await _file_turn(r, MEDIA_CHAT, "photo", f"photo {n}?") for n in range(turns)]
+        pdf = [await _file_turn(r, MEDIA_CHAT + 1, "pdf", f"pdf {n}?") for n in range(turns)]
+        streaming = first_chats(chats)
+        for round_ in range(rounds):
+            idle += await run_turns(r, streaming, 2 * round_ + 1, limit=60 + chats)
+            reader = MEDIA_CHAT + 2 + round_
+            r.telegram.send_document(
+                reader, heavy, file_name="big.pdf", mime_type="application/pdf", caption="?"
+            )
+            loaded += await run_turns(r, streaming, 2 * round_ + 2, limit=60 + chats)
+            await _answered(r, reader)
+    idle_p99 = percentiles(t.to_final for t in idle)["p99_ms"]
+    loaded_p99 = percentiles(t.to_final for t in loaded)["p99_ms"]
+    ratio = round(loaded_p99 / idle_p99, 3) if idle_p99 and loaded_p99 else None
+    return {
+        "photo_download_to_request": percentiles(photo),
+        "pdf_download_to_request": percentiles(pdf),
+        "pdf_mb": round(len(heavy) / 1024 / 1024, 1),
+        "other_chats": chats,
+        "rounds": rounds,
+        "tok_to_edit_idle": percentiles(t.to_final for t in idle),
+        "tok_to_edit_while_parsing": percentiles(t.to_final for t in loaded),
+        "p99_ratio_parsing_to_idle": ratio,
+    }

@@ -1,0 +1,228 @@
+"""Photos, albums, voice, audio, video notes, videos and documents as conversation turns.
+
+A message with an attachment is prepared by bot/media for the chat's model (inside the chat's
+ordering, the heavy work in worker threads), then answered as one turn whose content is the
+prepared parts. An album (one `media_group_id`, one update per item) is one turn: its first
+update waits in the chat's line as usual, the others join it on arrival (they skip the line),
+and it is prepared once the album has been quiet for `ALBUM_QUIET_SECONDS`. A file the bot
+cannot use gets one line saying why, and the conversation goes on untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from telegram import Message, MessageEntity, Update
+from telegram.constants import ChatType, MessageEntityType
+from telegram.ext import ContextTypes
+
+from bot.conversation import Incoming
+from bot.llm.tokens import TokenCounter
+from bot.media import (
+    Attachment,
+    MediaError,
+    MediaProcessor,
+    ModelTarget,
+    Prepared,
+    TranscriptionError,
+    attachment_from_message,
+)
+from bot.media import types as codes
+from bot.media.options import MB
+from bot.notices import Notice
+from bot.parts import text_form
+from bot.turn import Outcome, TurnRunner
+from bot.values import ChatInfo, UserInfo
+from bot.wording import render
+
+logger = logging.getLogger(__name__)
+
+MEDIA_SOURCES = ("photo", "voice", "audio", "video_note", "video", "document")
+KIND_NAMES = {"animation": "GIF", "paid_media": "paid media"}
+ALBUM_QUIET_SECONDS = 0.8  # Telegram delivers an album's updates together; wait this long
+STALE_ALBUM_SECONDS = 3600.0  # longer than any wait in a chat's line
+DOCUMENT_SHARE = 0.75  # of the prompt budget, at most, for one document's text
+QUOTE_CHARS = 3500  # a longer transcript is quoted in part (the model gets all of it)
+SHOWN_NOTES = ("no_vision", "truncated", "skipped", "scanned_as_images")
+
+Context = ContextTypes.DEFAULT_TYPE
+RunTurn = Callable[[Update, Context, int, Callable[..., Awaitable[Outcome]]], Awaitable[None]]
+
+
+@dataclass
+class _Album:
+    messages: list[Message]
+    last_arrival: float
+    taken: bool = False
+
+
+@dataclass
+class Albums:
+    """Albums being collected, by (chat id, media_group_id)."""
+
+    open: dict[tuple[int, str], _Album] = field(default_factory=dict)
+
+    def joins(self, update: Update) -> bool:
+        """Whether `update` is a later item of an album already waiting (it skips the line);
+        the first item opens the album and waits in line as usual."""
+        message = update.message
+        if message is None or message.media_group_id is None:
+            return False
+        key = (message.chat_id, message.media_group_id)
+        now = asyncio.get_running_loop().time()
+        album = self.open.get(key)
+        if album is None or album.taken:
+            self._forget_stale(now)
+            self.open[key] = _Album([message], now)
+            return False
+        album.messages.append(message)
+        album.last_arrival = now
+        return True
+
+    def _forget_stale(self, now: float) -> None:
+        """Drop albums whose first item was never handled (a full queue answered it busy)."""
+        for key, album in list(self.open.items()):
+            if now - album.last_arrival > STALE_ALBUM_SECONDS:
+                del self.open[key]
+
+    def discard(self, message: Message) -> None:
+        """Forget the album `message` opened (one the bot will not answer)."""
+        key = (message.chat_id, message.media_group_id or "")
+        album = self.open.get(key)
+        if album is not None and album.messages[0] is message:
+            del self.open[key]
+
+    async def gather(self, message: Message) -> list[Message] | None:
+        """The album `message` opened, once quiet; None when it is a later item."""
+        key = (message.chat_id, message.media_group_id or "")
+        album = self.open.get(key)
+        if album is None:  # not seen on arrival (a replayed update): an album of one
+            return [message]
+        if album.messages[0] is not message:
+            return None
+        loop = asyncio.get_running_loop()
+        # A debounce: each arrival moves the deadline, so an Event would not say more.
+        while (wait := album.last_arrival + ALBUM_QUIET_SECONDS - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
+        album.taken = True
+        del self.open[key]
+        return sorted(album.messages, key=lambda m: m.message_id)
+
+
+class AttachmentHandler:
+    """Turns messages with attachments into turns; one per application."""
+
+    def __init__(self, runner: TurnRunner, media: MediaProcessor, run_turn: RunTurn) -> None:
+        self._runner = runner
+        self._media = media
+        self._run_turn = run_turn
+        self.albums = Albums()
+
+    async def handle(self, update: Update, context: Context, user: UserInfo) -> None:
+        """Answer a message with an attachment (the caller checked it is addressed)."""
+        message = update.effective_message
+        assert message is not None
+        messages = [message]
+        if message.media_group_id is not None:
+            found = await self.albums.gather(message)
+            if found is None:
+                return  # a later item: the first one answers for the album
+            messages = found
+        attachments = [self._attachment(m, context.bot.username) for m in messages]
+        first = attachments[0]
+        if first is None or first.kind == "unsupported":
+            await message.reply_text(render(_refusal(first)))
+            return
+        chat = ChatInfo(message.chat.id, message.chat.type, message.chat.title)
+        config = await self._runner.conversations.config_for(chat)
+        target = ModelTarget(config.model, config.vision)
+        counter = TokenCounter(config.model)
+        usable = [a for a in attachments if a is not None]
+        budget = max(1, int(self._runner.recall.budget(config) * DOCUMENT_SHARE))
+        transcriber = self._media.transcriber_for(config.profile)
+        try:
+            if len(usable) > 1:
+                prepared = await self._media.prepare_album(
+                    usable, target, counter, budget=budget, transcriber=transcriber
+                )
+            else:
+                prepared = await self._media.prepare(
+                    usable[0], target, counter, budget=budget, transcriber=transcriber
+                )
+        except MediaError as exc:
+            logger.info("chat %s: attachment refused: %s", chat.id, exc.code)
+            await message.reply_text(render(self.notice(exc)))
+            return
+        thread = message.message_thread_id if message.is_topic_message else None
+        incoming = Incoming(
+            chat, user, text_form(prepared.parts), message.message_id, thread, prepared.parts
+        )
+        if any(n.code == "no_caption" for n in prepared.notes):
+            if await self._runner.conversations.keep(incoming):
+                name = usable[0].file_name or "the file"
+                await message.reply_text(render(Notice("no_caption", {"name": name})))
+            return
+        await self._show_notes(message, prepared)
+        await self._run_turn(
+            update,
+            context,
+            message.message_id,
+            lambda sink, control: self._runner.run(incoming, sink, control),
+        )
+
+    @staticmethod
+    def _attachment(message: Message, username: str) -> Attachment | None:
+        found = attachment_from_message(message.to_dict())
+        if found is None or not found.caption or message.chat.type == ChatType.PRIVATE:
+            return found
+        caption = re.sub(rf"@{re.escape(username)}\b", "", found.caption, flags=re.IGNORECASE)
+        return dataclasses.replace(found, caption=caption.strip())
+
+    def notice(self, error: MediaError) -> Notice:
+        """The one line for an attachment the bot cannot use."""
+        values = dict(error.values)
+        if error.code == codes.TOO_BIG:
+            return Notice(error.code, {"limit": _size(self._media.files.max_bytes)})
+        if error.code == codes.AUDIO_TOO_BIG:
+            limit = self._media.options.transcription_max_bytes
+            return Notice(error.code, {"limit": _size(limit)})
+        if error.code == codes.UNSUPPORTED and values.get("kind") in ("document", "image"):
+            return Notice("unsupported_file", {"mime": str(values.get("mime") or "unknown")})
+        if error.code == codes.EMPTY and isinstance(error, TranscriptionError):
+            return Notice("empty_transcript")
+        if error.code == codes.SCANNED:
+            return Notice(error.code, {"pages": values.get("pages")})
+        if error.code == codes.UNSUPPORTED:
+            return Notice(error.code, {"kind": str(values.get("kind") or "these")})
+        return Notice(error.code)
+
+    async def _show_notes(self, message: Message, prepared: Prepared) -> None:
+        """The transcript, quoted, and what the user should know, above the answer."""
+        lines = [render(n) for n in prepared.notes if n.code in SHOWN_NOTES]
+        quoted = [str(n.values.get("text", "")) for n in prepared.notes if n.code == "transcript"]
+        if not lines and not quoted:
+            return
+        quote = "\n".join(q for q in quoted if q)[:QUOTE_CHARS]
+        text = "\n\n".join(([quote] if quote else []) + lines)
+        entities = []
+        if quote:
+            length = len(quote.encode("utf-16-le")) // 2
+            entities.append(MessageEntity(MessageEntityType.BLOCKQUOTE, 0, length))
+        await message.reply_text(text[:4096], entities=entities or None)
+
+
+def _refusal(attachment: Attachment | None) -> Notice:
+    """Why a message with nothing the bot can read is not answered."""
+    if attachment is not None and attachment.source in MEDIA_SOURCES:
+        return Notice("no_file")  # a media field without a file id
+    kind = attachment.source if attachment is not None else "these"
+    return Notice(codes.UNSUPPORTED, {"kind": KIND_NAMES.get(kind, kind)})
+
+
+def _size(count: int) -> str:
+    return f"{count // MB} MB" if count >= MB else f"{max(1, count // 1024)} KB"
