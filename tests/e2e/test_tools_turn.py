@@ -306,3 +306,16 @@ async def test_a_model_that_keeps_calling_past_the_limit_is_not_asked_forever(
         telegram.send_text(ALICE, QUESTION)
         await telegram.wait_for(lambda: shows(telegram, ALICE, render(Code.EMPTY_REPLY)), 20)
     assert len(model.chat_requests()) == 3, "one round to answer the limit, then the turn ends"
+
+
+async def test_export_gives_the_tool_exchange_in_the_chat_format(
+    make_settings: SettingsFactory, telegram: BotAPIEmulator, model: OpenAIEmulator
+) -> None:
+    async with BotRuntime(make_settings(builtin_tools="current_time")):
+        await two_step_turn(telegram, model)
+        telegram.send_text(ALICE, "/export")
+        await telegram.wait_for(lambda: len(telegram.calls_for("sendDocument")) == 2, 15)
+        jsonl = telegram.calls_for("sendDocument")[1].params["document"].data.decode()
+    [line] = [json.loads(line) for line in jsonl.splitlines()]
+    third = model.chat_requests()[2]["messages"]
+    assert line["messages"] == [*third[1:], {"role": "assistant", "content": ANSWER}]
