@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from bot.errors import BotError
 from bot.llm.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from bot.llm.types import ChatMessage
-from bot.prompt.images import at_low_detail, without_images
 from bot.parts import Part, ToolResultPart
+from bot.prompt.images import at_low_detail, without_images
 from bot.values import HistoryItem, Role
 
 SUMMARY_HEADER = "Summary of the earlier conversation:\n"
