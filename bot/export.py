@@ -20,7 +20,9 @@ def to_jsonl(conversations: Iterable[ExportedConversation]) -> str:
     """One `{"messages": [...]}` line per conversation that has at least one answer."""
     lines = []
     for conversation in conversations:
-        messages = chat_messages(ChatMessage(role, c) for role, c in conversation.messages)
+        messages = chat_messages(
+            ChatMessage(role, content) for role, content in conversation.messages
+        )
         if any(m["role"] == "assistant" for m in messages):
             lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
     return "".join(line + "\n" for line in lines)

@@ -192,7 +192,7 @@ async def test_image_document_becomes_an_image_part_the_model_accepts(
     assert (image.width, image.height, image.file is not None) == (1200, 900, True)
     assert prepared.notes == ()
     # The server's usage agrees with the stored cost: text as the cookbook counts, plus image.
-    [message] = chat_messages(ChatMessage("user", prepared.parts))
+    [message] = chat_messages([ChatMessage("user", prepared.parts)])
     async with httpx.AsyncClient() as client:
         response = await client.post(
             f"{model.base_url}/chat/completions",
