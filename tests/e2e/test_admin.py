@@ -255,7 +255,8 @@ async def test_stats_count_users_messages_and_tokens(
 ) -> None:
     await ask(telegram, ALICE, "count me")
     await ask(telegram, BOB, "and me")
-    await stored_messages(database_url, BOB)  # the reply's usage is recorded
+    for chat in (ALICE, BOB):  # each reply's usage is recorded (after its final edit)
+        await stored_messages(database_url, chat)
     answer = await command(telegram, ADMIN, "/stats 30", ADMIN)
     assert "Users: 2 · chats: 2 · messages: 4" in answer
     by_user = answer.split("Top users by tokens:")[1]
