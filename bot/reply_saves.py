@@ -2,8 +2,8 @@
 
 The reply's pending row gets the text so far and the ids of the Telegram messages showing it:
 when a new message of the reply appears (the first one is the first visible text), every
-`PARTIAL_SAVE_SECONDS` while the text changes, and once more with the complete text before
-the final Telegram call. One writer per reply: saves never overlap, and none runs after the
+`PARTIAL_SAVE_SECONDS` while the text changes, and once more with the complete text while
+the final Telegram call goes out. One writer per reply: saves never overlap, and none runs after the
 reply's final record. The model stream never waits for a save.
 """
 
