@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     media_concurrency: int = Field(
         2, ge=1, le=64, description="Image decodes and document extractions at once."
     )
+    media_parse_timeout: float = Field(
+        60.0, gt=0, description="Seconds a PDF or DOCX may take to parse; then it is stopped."
+    )
     image_detail: Literal["auto", "low", "high"] = Field(
         "auto", description="The `detail` of images sent to the model."
     )

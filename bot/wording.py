@@ -77,6 +77,10 @@ SENTENCES: dict[str, str] = {
     ),
     "broken": "I couldn't open that document: the file looks damaged.",
     "empty": "I found nothing readable in that file.",
+    "too_slow": (
+        "That document took too long to read (over {seconds:g} s), so I stopped. "
+        "Please send a smaller file or the part you need."
+    ),
     "empty_transcript": "I couldn't hear any words in that recording.",
     # attachments: notes shown above the answer
     "no_vision": "(This model can't see images: I only have the caption and the file's name.)",

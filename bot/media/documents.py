@@ -3,8 +3,12 @@
 A document is recognised by its content first (PDF magic, a ZIP holding word/document.xml,
 UTF-8 without NULs) and its name or MIME type second, so a `.txt` that is really a PDF is read
 as a PDF and a source file with an odd MIME type is still text. Text past the token budget is
-cut at a line boundary, and the result says how much was kept. CPU-bound: call it in a worker
-thread.
+cut at a line boundary, and the result says how much was kept.
+
+Reading is two steps: `load` parses the file (CPU-bound pure Python for PDF and DOCX, so the
+bot runs it in a worker process, bot.media.workers), `fit` cuts its text to the budget with
+the model's token counter (in the bot's process). `extract` does both at once. pypdf and
+python-docx are imported by `load`, in the worker: the bot's own process never holds them.
 """
 
 from __future__ import annotations
@@ -15,11 +19,6 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from typing import Literal
-
-import docx
-from docx.opc.exceptions import PackageNotFoundError
-from pypdf import PdfReader
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
 from bot.media.types import (
     BOMB,
@@ -53,13 +52,15 @@ TEXT_MIMES = frozenset(
 SNIFF_BYTES = 64 * 1024
 # Pages with fewer characters than this are taken as having no text layer.
 MIN_PAGE_CHARS = 3
+# A PDF's pages are read until their text is this many characters per token of the budget
+# (no tokenizer packs more into one token), so a 500-page file is not read whole for 8k tokens.
+CHARS_PER_TOKEN_READ = 16
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentText:
     """What was read from a document, and how much of it fits the budget."""
 
-    kind: DocumentKind
     text: str  # the kept text (the whole text when `truncated` is False)
     tokens: int  # tokens of `text`
     truncated: bool
@@ -104,6 +105,42 @@ def is_text_mime(mime: str | None) -> bool:
     return mime.startswith("text/") or mime in TEXT_MIMES or mime.endswith(("+json", "+xml"))
 
 
+@dataclass(frozen=True, slots=True)
+class PdfPages:
+    """A PDF's page count and the text of its first pages, in order ("" for a page without)."""
+
+    pages: int
+    texts: tuple[str, ...]
+
+
+Loaded = str | PdfPages
+
+
+def load(
+    raw: bytes,
+    kind: DocumentKind,
+    *,
+    max_chars: int,
+    max_pages: int = 500,
+    zip_max_bytes: int = 200 * 1024 * 1024,
+) -> Loaded:
+    """The document's text (a PDF's: page by page, until `max_chars` are read)."""
+    if kind == "pdf":
+        return _pdf_pages(raw, max_pages, max_chars)
+    return _docx_text(raw, zip_max_bytes) if kind == "docx" else _decode(raw)
+
+
+def fit(loaded: Loaded, budget: int, counter: TextCounter) -> DocumentText:
+    """What `load` read, cut to at most `budget` tokens."""
+    if isinstance(loaded, PdfPages):
+        return _pdf_text(loaded, budget, counter)
+    if not loaded.strip():
+        raise DocumentError(EMPTY)
+    kept, tokens, truncated = cut_to_budget(loaded, budget, counter)
+    percent = 100 if not truncated else max(1, min(99, len(kept) * 100 // len(loaded)))
+    return DocumentText(kept, tokens, truncated, percent)
+
+
 def extract(
     raw: bytes,
     *,
@@ -113,15 +150,15 @@ def extract(
     max_pages: int = 500,
     zip_max_bytes: int = 200 * 1024 * 1024,
 ) -> DocumentText:
-    """Read the document's text and keep at most `budget` tokens of it."""
-    if kind == "pdf":
-        return _pdf(raw, budget, counter, max_pages)
-    text = _docx_text(raw, zip_max_bytes) if kind == "docx" else _decode(raw)
-    if not text.strip():
-        raise DocumentError(EMPTY)
-    kept, tokens, truncated = cut_to_budget(text, budget, counter)
-    percent = 100 if not truncated else max(1, min(99, len(kept) * 100 // len(text)))
-    return DocumentText(kind, kept, tokens, truncated, percent)
+    """Read the document's text and keep at most `budget` tokens of it (`load`, then `fit`)."""
+    loaded = load(
+        raw,
+        kind,
+        max_chars=budget * CHARS_PER_TOKEN_READ,
+        max_pages=max_pages,
+        zip_max_bytes=zip_max_bytes,
+    )
+    return fit(loaded, budget, counter)
 
 
 def cut_to_budget(text: str, budget: int, counter: TextCounter) -> tuple[str, int, bool]:
@@ -169,6 +206,9 @@ def _docx_text(raw: bytes, zip_max_bytes: int) -> str:
         raise DocumentError(BROKEN) from None
     if unpacked > zip_max_bytes:
         raise DocumentError(BOMB, size=unpacked, limit=zip_max_bytes)
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
     try:
         document = docx.Document(io.BytesIO(raw))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError):
@@ -183,7 +223,10 @@ def _docx_text(raw: bytes, zip_max_bytes: int) -> str:
     return "\n".join(lines)
 
 
-def _pdf(raw: bytes, budget: int, counter: TextCounter, max_pages: int) -> DocumentText:
+def _pdf_pages(raw: bytes, max_pages: int, max_chars: int) -> PdfPages:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
     try:
         reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens
@@ -196,11 +239,29 @@ def _pdf(raw: bytes, budget: int, counter: TextCounter, max_pages: int) -> Docum
     except (PdfReadError, OSError, ValueError, KeyError, TypeError, AssertionError):
         raise DocumentError(BROKEN) from None
     texts: list[str] = []
+    chars = 0
+    for index in range(min(pages, max_pages)):
+        try:
+            text = reader.pages[index].extract_text() or ""
+        except (DependencyError, FileNotDecryptedError):
+            raise DocumentError(ENCRYPTED) from None
+        except Exception as exc:  # a broken page: skip it, keep the others
+            logger.debug("PDF page %d unreadable: %s", index + 1, type(exc).__name__)
+            text = ""
+        texts.append(text)
+        chars += len(text.strip())
+        if chars >= max_chars:
+            break
+    return PdfPages(pages, tuple(texts))
+
+
+def _pdf_text(loaded: PdfPages, budget: int, counter: TextCounter) -> DocumentText:
+    pages = loaded.pages
+    texts: list[str] = []
     used = 0
     read = 0
     truncated = False
-    for index in range(min(pages, max_pages)):
-        page_text = _page_text(reader, index)
+    for index, page_text in enumerate(loaded.texts):
         read = index + 1
         if len(page_text.strip()) < MIN_PAGE_CHARS:
             continue
@@ -218,22 +279,13 @@ def _pdf(raw: bytes, budget: int, counter: TextCounter, max_pages: int) -> Docum
         raise DocumentError(SCANNED, pages=pages)
     truncated = truncated or pages > read
     percent = 100 if not truncated else max(1, min(99, read * 100 // max(pages, 1)))
-    return DocumentText("pdf", "".join(texts).rstrip(), used, truncated, percent, pages, read)
-
-
-def _page_text(reader: PdfReader, index: int) -> str:
-    try:
-        text: str = reader.pages[index].extract_text()
-    except (DependencyError, FileNotDecryptedError):
-        raise DocumentError(ENCRYPTED) from None
-    except Exception as exc:  # a broken page: skip it, keep the others
-        logger.debug("PDF page %d unreadable: %s", index + 1, type(exc).__name__)
-        return ""
-    return text or ""
+    return DocumentText("".join(texts).rstrip(), used, truncated, percent, pages, read)
 
 
 def page_scans(raw: bytes, max_pages: int) -> list[tuple[int, bytes]]:
     """The largest embedded image of each of the first `max_pages` pages (a scan's page)."""
+    from pypdf import PdfReader
+
     scans: list[tuple[int, bytes]] = []
     try:
         reader = PdfReader(io.BytesIO(raw))

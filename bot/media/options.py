@@ -48,6 +48,7 @@ class MediaOptions:
     pdf_max_pages: int = 500  # PDF pages read at most
     zip_max_bytes: int = 200 * MB  # DOCX: uncompressed size past which it is a zip bomb
     concurrency: int = 2  # MEDIA_CONCURRENCY: decodes/extractions at once per process
+    parse_timeout: float = 60.0  # MEDIA_PARSE_TIMEOUT: seconds a PDF/DOCX may take to parse
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaOptions:
@@ -63,6 +64,7 @@ class MediaOptions:
             document_max_tokens=settings.document_max_tokens,
             pdf_max_pages=settings.pdf_max_pages,
             concurrency=settings.media_concurrency,
+            parse_timeout=settings.media_parse_timeout,
         )
 
     def __post_init__(self) -> None:

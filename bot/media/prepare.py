@@ -1,14 +1,16 @@
 """The one entry point of bot/media: an incoming attachment in, `bot.parts` parts out.
 
-Downloads run on the event loop (they only wait on sockets); decoding, resizing and text
-extraction run in worker threads, at most `MediaOptions.concurrency` at once per process, so
-other chats keep streaming while a large PDF is read.
+Downloads run on the event loop (they only wait on sockets); decoding and resizing images run
+in worker threads (Pillow lets go of the GIL), parsing PDF and DOCX in worker processes
+(bot.media.workers: pypdf is pure Python), each at most `MediaOptions.concurrency` at once per
+process, so other chats keep streaming while a large PDF is read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -31,6 +33,7 @@ from bot.media.types import (
     TextCounter,
     TranscriptionError,
 )
+from bot.media.workers import ParsePool
 from bot.parts import AudioTranscriptPart, DocumentTextPart, FileRef, ImagePart, Part, TextPart
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,11 @@ class MediaProcessor:
         self.options = options
         self.transcribers: dict[str, Transcriber] = {}  # profiles with their own settings
         self._heavy = asyncio.Semaphore(options.concurrency)
+        self.parsing = ParsePool(options.concurrency, timeout=options.parse_timeout)
+
+    async def aclose(self) -> None:
+        """Stop the parsing workers."""
+        await self.parsing.aclose()
 
     def transcriber_for(self, profile: str) -> Transcriber:
         """The transcriber of a model profile (the default one unless it has its own)."""
@@ -206,11 +214,8 @@ class MediaProcessor:
             raise documents.unsupported(attachment.mime)
         name = attachment.file_name or "document"
         room = max(1, budget - counter.count_part(DocumentTextPart("", name)))  # its header
-        options = self.options
         try:
-            read = await self.run_heavy(
-                self._extract, raw, kind, room, counter, options.pdf_max_pages
-            )
+            read = await self._read(raw, kind, room, counter)
         except MediaError as exc:
             if exc.code == SCANNED and target.vision:
                 return await self._scanned_pages(raw, attachment, target, counter, exc)
@@ -228,17 +233,22 @@ class MediaProcessor:
         part = DocumentTextPart(text, name, attachment.mime or "", _file(attachment))
         return [dataclasses.replace(part, tokens=counter.count_part(part))], notes
 
-    def _extract(
-        self, raw: bytes, kind: documents.DocumentKind, room: int, counter: TextCounter, pages: int
+    async def _read(
+        self, raw: bytes, kind: documents.DocumentKind, room: int, counter: TextCounter
     ) -> documents.DocumentText:
-        return documents.extract(
+        """The document's text within `room` tokens: parsed in a worker process (PDF, DOCX)
+        or thread (plain text), then cut to the budget in a thread."""
+        options = self.options
+        load = functools.partial(
+            documents.load,
             raw,
-            kind=kind,
-            budget=room,
-            counter=counter,
-            max_pages=pages,
-            zip_max_bytes=self.options.zip_max_bytes,
+            kind,
+            max_chars=room * documents.CHARS_PER_TOKEN_READ,
+            max_pages=options.pdf_max_pages,
+            zip_max_bytes=options.zip_max_bytes,
         )
+        loaded = await (self.run_heavy(load) if kind == "text" else self.parsing.run(load))
+        return await self.run_heavy(documents.fit, loaded, room, counter)
 
     async def _scanned_pages(
         self,
@@ -249,7 +259,7 @@ class MediaProcessor:
         error: MediaError,
     ) -> tuple[list[Part], list[Note]]:
         """A scanned PDF on a vision model: its first pages' scans as images."""
-        scans = await self.run_heavy(documents.page_scans, raw, SCANNED_PAGES)
+        scans = await self.parsing.run(documents.page_scans, raw, SCANNED_PAGES)
         parts: list[Part] = []
         for number, scan in scans:
             try:

@@ -40,6 +40,7 @@ ENCRYPTED = "encrypted"  # a password-protected PDF
 SCANNED = "scanned"  # a PDF without a text layer; values: pages
 BROKEN = "broken"  # a PDF or DOCX that does not parse
 EMPTY = "empty"  # nothing readable in the file (or an empty transcript)
+TOO_SLOW = "too_slow"  # a document still not read after MEDIA_PARSE_TIMEOUT; values: seconds
 
 
 class MediaError(BotError):
@@ -49,6 +50,14 @@ class MediaError(BotError):
         super().__init__(code if not values else f"{code} {values}")
         self.code = code
         self.values: dict[str, DataValue] = values
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Raised in a parsing worker process and re-raised in the bot's: keep code and values.
+        return (_rebuilt, (type(self), self.code, self.values))
+
+
+def _rebuilt(cls: type[MediaError], code: str, values: dict[str, DataValue]) -> MediaError:
+    return cls(code, **values)
 
 
 class DownloadError(MediaError):

@@ -171,6 +171,7 @@ class BotRuntime:
         stack.push_async_callback(gate.close)
         # Attachments: downloads and transcriptions share the model's HTTP client.
         media = media_processor(settings, http)
+        stack.push_async_callback(media.aclose)  # its parsing workers, after the last turn
         app = self.app = build_application(settings, runner, sessions, gate, self._polling, media)
         stack.push_async_callback(app.shutdown)  # a no-op if `initialize` failed
         await app.initialize()

@@ -197,6 +197,8 @@ class AttachmentHandler:
             return Notice("empty_transcript")
         if error.code == codes.SCANNED:
             return Notice(error.code, {"pages": values.get("pages")})
+        if error.code == codes.TOO_SLOW:
+            return Notice(error.code, {"seconds": values.get("seconds")})
         if error.code == codes.UNSUPPORTED:
             return Notice(error.code, {"kind": str(values.get("kind") or "these")})
         return Notice(error.code)

@@ -27,6 +27,14 @@ def document(data: bytes, name: str, mime: str | None = None, **fields: Any) -> 
     return lambda t, m: t.send_document(CHAT, data, file_name=name, mime_type=mime, **fields)
 
 
+def slow_pdf(telegram: BotAPIEmulator, model: OpenAIEmulator) -> None:
+    """300 long pages, 88k tokens of them to read: over half a second's work for pypdf, far
+    more than the MEDIA_PARSE_TIMEOUT below."""
+    pages = [f"Page {n}: " + "lorem ipsum dolor sit amet " * 1000 for n in range(1, 301)]
+    data = samples.pdf_bytes(pages)
+    telegram.send_document(CHAT, data, file_name="book.pdf", mime_type="application/pdf")
+
+
 def failing_voice(answer: Transcript) -> Send:
     def send(telegram: BotAPIEmulator, model: OpenAIEmulator) -> None:
         model.audio.enqueue(answer)
@@ -59,6 +67,13 @@ CASES: list[tuple[str, Send, str, dict[str, Any]]] = [
         document(b"%PDF-1.7\nthis is not really a pdf", "broken.pdf", "application/pdf"),
         "I couldn't open that document: the file looks damaged.",
         {},
+    ),
+    (
+        "pdf_parsing_past_the_timeout",  # its worker process is stopped, the bot goes on
+        slow_pdf,
+        "That document took too long to read (over 0.1 s), so I stopped. "
+        "Please send a smaller file or the part you need.",
+        {"media_parse_timeout": 0.1, "document_max_tokens": 88_000, "context_tokens": 200_000},
     ),
     (
         "scanned_pdf_on_a_text_model",
