@@ -41,13 +41,13 @@ class Plan:
     media_turns: int  # photo turns, then as many PDF turns
     media_chats: int  # chats streaming while the big PDF is parsed
     media_pdf_mb: int
-    media_rounds: int  # other chats' turns without, then with, the big PDF
+    media_rounds: int  # other chats' turns without, then with, big PDFs being read
     tool_chats: int = 5
     tool_rounds: int = 20
 
 
 FULL = Plan(
-    "full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5, 20, 50, 19, 4
+    "full", Latency(), (1, 50, 200), (10, 10_000, 100_000), 12, 1_000, 400, 5, 20, 50, 19, 8
 )
 SMOKE = Plan(
     "smoke",

@@ -3,12 +3,18 @@ photo turn and a PDF turn, and what parsing a 20 MB PDF does to other chats' str
 
 *Download → model request* runs from the Bot API emulator receiving `getFile` to the OpenAI
 emulator receiving the turn's request: download, decode/resize or text extraction, storing,
-prompt building. A 19 MB PDF arrives while other chats stream; their *last token → final
-edit* p99 is compared with their turns without it, the two alternating (goal ≤ 1.2×).
+prompt building. Then other chats stream in rounds, alternately idle and loaded; in a loaded
+round 19 MB PDFs arrive back to back, each from a new chat, from before the round's first
+message until its last reply, so every turn of it streams while one is downloaded or parsed.
+The loaded rounds' *last token → final edit* p99 is compared with the idle rounds' (goal
+≤ 1.2×); alternating puts the machine's own load on both alike.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from bench.harness import Latency, TurnTimes, percentiles
@@ -41,6 +47,10 @@ async def _answered(r: Rig, chat_id: int) -> None:
     await r.telegram.wait_for(lambda: r.model.text in _shown(r, chat_id), timeout=120)
 
 
+def _downloads_past(r: Rig, count: int) -> Callable[[], bool]:
+    return lambda: len(r.telegram.files.downloads) > count
+
+
 def _shown(r: Rig, chat_id: int) -> list[str]:
     return [m.text for m in r.telegram.bot_messages(chat_id)]
 
@@ -52,14 +62,27 @@ def big_pdf(target_bytes: int) -> bytes:
     return samples.pdf_bytes([f"{n}: {page}" for n in range(pages)])
 
 
+async def _pdfs_back_to_back(r: Rig, heavy: bytes, first_chat: int, sent: list[int]) -> None:
+    """Send `heavy` from a new chat as soon as the last one is answered, until cancelled."""
+    chat_id = first_chat
+    while True:
+        r.telegram.send_document(
+            chat_id, heavy, file_name="big.pdf", mime_type="application/pdf", caption="?"
+        )
+        sent.append(chat_id)
+        await _answered(r, chat_id)
+        chat_id += 1
+
+
 async def media(
     database: str, latency: Latency, turns: int, chats: int, pdf_mb: int, rounds: int
 ) -> dict[str, Any]:
-    """Photo and PDF turn overheads, and other chats' tok→edit with and without a big PDF
-    (rounds alternate, so that the machine's own load falls on both alike)."""
+    """Photo and PDF turn overheads, and other chats' tok→edit in idle rounds and in rounds
+    during which big PDFs are parsed back to back (the two alternate)."""
     heavy = big_pdf(pdf_mb * 1024 * 1024)
     idle: list[TurnTimes] = []
     loaded: list[TurnTimes] = []
+    sent: list[int] = []
     async with rig(database, latency, flood=False, settings=SETTINGS) as r:
         await run_turns(r, first_chats(1), 0, limit=30)  # warm-up
         photo = [await _file_turn(r, MEDIA_CHAT, "photo", f"photo {n}?") for n in range(turns)]
@@ -67,12 +90,17 @@ async def media(
         streaming = first_chats(chats)
         for round_ in range(rounds):
             idle += await run_turns(r, streaming, 2 * round_ + 1, limit=60 + chats)
-            reader = MEDIA_CHAT + 2 + round_
-            r.telegram.send_document(
-                reader, heavy, file_name="big.pdf", mime_type="application/pdf", caption="?"
+            downloads = len(r.telegram.files.downloads)
+            readers = asyncio.create_task(
+                _pdfs_back_to_back(r, heavy, MEDIA_CHAT + 10 + 1000 * round_, sent)
             )
+            # The round starts once the first PDF is on its way in.
+            await r.telegram.wait_for(_downloads_past(r, downloads), 60)
             loaded += await run_turns(r, streaming, 2 * round_ + 2, limit=60 + chats)
-            await _answered(r, reader)
+            readers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await readers
+            await _answered(r, sent[-1])  # the last PDF, before the next idle round
     idle_p99 = percentiles(t.to_final for t in idle)["p99_ms"]
     loaded_p99 = percentiles(t.to_final for t in loaded)["p99_ms"]
     ratio = round(loaded_p99 / idle_p99, 3) if idle_p99 and loaded_p99 else None
@@ -82,6 +110,7 @@ async def media(
         "pdf_mb": round(len(heavy) / 1024 / 1024, 1),
         "other_chats": chats,
         "rounds": rounds,
+        "big_pdfs_read": len(sent),
         "tok_to_edit_idle": percentiles(t.to_final for t in idle),
         "tok_to_edit_while_parsing": percentiles(t.to_final for t in loaded),
         "p99_ratio_parsing_to_idle": ratio,

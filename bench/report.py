@@ -123,12 +123,13 @@ def _media(by_db: dict[str, dict[str, Any]]) -> list[str]:
         idle, busy = m["tok_to_edit_idle"]["p99_ms"], m["tok_to_edit_while_parsing"]["p99_ms"]
         effect.append(
             f"{db} {_cell(idle)} -> {_cell(busy)} ms, ratio {_cell(m['p99_ratio_parsing_to_idle'])}"
+            f" ({m.get('big_pdfs_read', '-')} PDFs read)"
         )
     pdf_mb = next(iter(by_db.values()))["pdf_mb"] if by_db else "-"
     chats = next(iter(by_db.values()))["other_chats"] if by_db else "-"
     return [
         "5. Attachments: getFile -> model request (download, decode or extraction, prompt)",
         *_rows(header, rows),
-        f"   {chats} other chats' tok->edit p99 while a {pdf_mb} MB PDF is parsed "
+        f"   {chats} other chats' tok->edit p99 while {pdf_mb} MB PDFs are parsed back to back "
         f"(goal <= 1.2x idle): {'; '.join(effect)}",
     ]

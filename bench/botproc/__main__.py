@@ -3,6 +3,9 @@ process so that its CPU time and peak memory are its own, not the emulators'.
 
 ``--open-limits`` lifts the bot's own flood control (used only with the Bot API emulator's
 flood limits off, to show the bot's overhead without any Telegram-imposed pacing).
+
+A package's ``__main__``, like ``python -m bot``'s own: the parsing workers (forkserver) skip
+importing it, as they do in production, instead of loading the whole bot a second time.
 """
 
 from __future__ import annotations

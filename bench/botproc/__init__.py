@@ -1,0 +1,1 @@
+"""The bot in a process of its own, for the benchmark (run: python -m bench.botproc)."""
