@@ -221,6 +221,36 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children...), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    level = [pid]
+    while level:
+        level = [child for child, parent in parents.items() if parent in level]
+        found += level
+    return found
+
+
+def rss_mb(pids: list[int]) -> float:
+    """The resident sets (VmRSS) of these processes, summed, in MiB (shared pages counted in
+    each: an upper bound)."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        total += next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+    return round(total / 1024, 1)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """The process's CPU time so far (user + system, all its threads), from /proc; None where
     unavailable. Counted in clock ticks (10 ms on Linux): average it over many turns."""

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from bench.harness import Latency, TurnTimes, percentiles
+from bench.harness import Latency, TurnTimes, descendants, percentiles, rss_mb
 from bench.overhead import Rig, first_chats, rig, run_turns
 from emulators import media_samples as samples
 
@@ -83,6 +83,7 @@ async def media(
     idle: list[TurnTimes] = []
     loaded: list[TurnTimes] = []
     sent: list[int] = []
+    workers_mb = 0.0
     async with rig(database, latency, flood=False, settings=SETTINGS) as r:
         await run_turns(r, first_chats(1), 0, limit=30)  # warm-up
         photo = [await _file_turn(r, MEDIA_CHAT, "photo", f"photo {n}?") for n in range(turns)]
@@ -97,6 +98,8 @@ async def media(
             # The round starts once the first PDF is on its way in.
             await r.telegram.wait_for(_downloads_past(r, downloads), 60)
             loaded += await run_turns(r, streaming, 2 * round_ + 2, limit=60 + chats)
+            # The parsing workers (and the fork server they start from), while they work.
+            workers_mb = max(workers_mb, rss_mb(descendants(r.process.pid)))
             readers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await readers
@@ -111,6 +114,7 @@ async def media(
         "other_chats": chats,
         "rounds": rounds,
         "big_pdfs_read": len(sent),
+        "parse_processes_rss_mb": workers_mb,
         "tok_to_edit_idle": percentiles(t.to_final for t in idle),
         "tok_to_edit_while_parsing": percentiles(t.to_final for t in loaded),
         "p99_ratio_parsing_to_idle": ratio,

@@ -123,7 +123,8 @@ def _media(by_db: dict[str, dict[str, Any]]) -> list[str]:
         idle, busy = m["tok_to_edit_idle"]["p99_ms"], m["tok_to_edit_while_parsing"]["p99_ms"]
         effect.append(
             f"{db} {_cell(idle)} -> {_cell(busy)} ms, ratio {_cell(m['p99_ratio_parsing_to_idle'])}"
-            f" ({m.get('big_pdfs_read', '-')} PDFs read)"
+            f" ({m.get('big_pdfs_read', '-')} PDFs read; parsing processes' RSS"
+            f" {_cell(m.get('parse_processes_rss_mb'))} MiB)"
         )
     pdf_mb = next(iter(by_db.values()))["pdf_mb"] if by_db else "-"
     chats = next(iter(by_db.values()))["other_chats"] if by_db else "-"

@@ -5,27 +5,25 @@ from the header before anything is decoded (decompression bombs); a truncated or
 is an ImageError, never a half-grey picture. EXIF orientation is applied, then every piece of
 metadata (EXIF with its GPS position, XMP, comments) is dropped by re-encoding. Transparency is
 flattened onto white, so every stored image is a JPEG. CPU-bound: call it in a worker thread.
+
+Pillow (and pillow-heif) are imported on the first image, not with the bot: a bot that is
+never sent a photo does not carry them.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from dataclasses import dataclass
-
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from bot.media.types import BOMB, CORRUPT, UNSUPPORTED, ImageError
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 logger = logging.getLogger(__name__)
-
-try:  # HEIC/HEIF (iPhone photos sent as files) when the optional wheel is installed
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    HEIF = True
-except ImportError:  # pragma: no cover - depends on the platform's wheels
-    HEIF = False
 
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"avif")
 FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "HEIF", "MPO", "BMP"})
@@ -60,11 +58,25 @@ def is_heif(raw: bytes) -> bool:
     return raw[4:8] == b"ftyp" and raw[8:12] in HEIF_BRANDS
 
 
+@functools.cache
+def heif_supported() -> bool:
+    """Whether HEIC/HEIF (iPhone photos sent as files) decode: pillow-heif is installed."""
+    try:
+        import pillow_heif
+    except ImportError:  # pragma: no cover - depends on the platform's wheels
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def process_image(
     raw: bytes, *, max_side: int = 2048, max_pixels: int = 60_000_000, quality: int = 85
 ) -> ProcessedImage:
     """Decode `raw`, downscale its long side to `max_side`, re-encode as JPEG without metadata."""
-    if is_heif(raw) and not HEIF:
+    from PIL import Image, UnidentifiedImageError
+
+    heif = heif_supported()  # registers the HEIF opener with Pillow, once
+    if is_heif(raw) and not heif:
         raise ImageError(UNSUPPORTED, kind="image", mime="image/heic")
     try:
         image = Image.open(io.BytesIO(raw))
@@ -91,6 +103,8 @@ def process_image(
 def _reencode(
     image: Image.Image, source_format: str, max_side: int, quality: int
 ) -> ProcessedImage:
+    from PIL import Image, ImageOps
+
     source_width, source_height = image.size
     if source_format == "JPEG":
         image.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4, 1/8 scale when enough

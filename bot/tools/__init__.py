@@ -3,7 +3,8 @@
 The turn asks this package for the tools of a chat (`ToolRegistry.request_tools`) and for
 the results of a step's calls (`ToolLoop.step`); the streamed calls are put together by
 `ToolCallAccumulator`. Calls and results are `bot.parts` values, stored and replayed like any
-other part. See `bot.tools.loop` for the contract of one turn.
+other part. See `bot.tools.loop` for the contract of one turn. The MCP client
+(`bot.tools.mcp_client`) is not imported here: only a bot with MCP servers loads the SDK.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from bot.tools.calls import (
     decode_arguments,
 )
 from bot.tools.loop import StepOutcome, ToolLoop, ToolStatus, stopped_results
-from bot.tools.mcp_client import McpConnection, McpManager
 from bot.tools.registry import ToolRegistry, ToolSpec, namespaced
 from bot.tools.runner import ToolResult, ToolRunner, ToolUnavailable
 from bot.tools.types import Attachment, ToolContext, ToolOutput
@@ -27,8 +27,6 @@ __all__ = [
     "CallStarted",
     "ImageBackend",
     "InvalidToolArguments",
-    "McpConnection",
-    "McpManager",
     "StepOutcome",
     "ToolCallAccumulator",
     "ToolContext",

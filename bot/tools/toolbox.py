@@ -8,6 +8,7 @@ backend has function calling (completions mode never does) and some tool is left
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -17,10 +18,12 @@ from bot.llm.types import FunctionTool
 from bot.model_profile import DEFAULT_PROFILE
 from bot.tools.builtins import ImageBackend, register_builtins
 from bot.tools.loop import OnStatus, ToolLoop
-from bot.tools.mcp_client import McpManager
 from bot.tools.registry import ToolRegistry
 from bot.tools.runner import Confirm, ToolRunner
 from bot.tools.types import ToolContext
+
+if TYPE_CHECKING:
+    from bot.tools.mcp_client import McpManager
 
 #: Whether a model profile's backend supports function calling.
 SupportsTools = Callable[[str], bool]
@@ -32,7 +35,7 @@ class Toolbox:
     def __init__(self, settings: Settings, registry: ToolRegistry, supports: SupportsTools) -> None:
         self.settings = settings
         self.registry = registry
-        self.mcp = McpManager.from_settings(registry, settings)
+        self.mcp = _mcp(registry, settings) if settings.mcp_servers else None
         self._supports = supports
 
     @classmethod
@@ -66,10 +69,12 @@ class Toolbox:
 
     async def start(self) -> None:
         """Connect the MCP servers (one that is down keeps retrying in the background)."""
-        await self.mcp.start()
+        if self.mcp is not None:
+            await self.mcp.start()
 
     async def aclose(self) -> None:
-        await self.mcp.close()
+        if self.mcp is not None:
+            await self.mcp.close()
 
     def names(self) -> list[str]:
         """Every tool's model-facing name, sorted (what /tools lists)."""
@@ -105,3 +110,10 @@ class Toolbox:
             timeout=settings.tools_turn_timeout,
             on_status=on_status,
         )
+
+
+def _mcp(registry: ToolRegistry, settings: Settings) -> McpManager:
+    """The MCP servers' manager; the MCP SDK is imported only by a bot that has servers."""
+    from bot.tools.mcp_client import McpManager
+
+    return McpManager.from_settings(registry, settings)
