@@ -17,7 +17,15 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from bench.harness import Latency, TurnTimes, descendants, percentiles, rss_mb
+from bench.harness import (
+    CpuMeter,
+    Latency,
+    TurnTimes,
+    cpu_seconds,
+    descendants,
+    percentiles,
+    rss_mb,
+)
 from bench.overhead import Rig, first_chats, rig, run_turns
 from emulators import media_samples as samples
 
@@ -89,8 +97,12 @@ async def media(
         photo = [await _file_turn(r, MEDIA_CHAT, "photo", f"photo {n}?") for n in range(turns)]
         pdf = [await _file_turn(r, MEDIA_CHAT + 1, "pdf", f"pdf {n}?") for n in range(turns)]
         streaming = first_chats(chats)
+        idle_cpu, loaded_cpu = CpuMeter(r.process.pid), CpuMeter(r.process.pid)
         for round_ in range(rounds):
+            idle_cpu.start()
             idle += await run_turns(r, streaming, 2 * round_ + 1, limit=60 + chats)
+            idle_cpu.stop()
+            loaded_cpu.start()
             downloads = len(r.telegram.files.downloads)
             readers = asyncio.create_task(
                 _pdfs_back_to_back(r, heavy, MEDIA_CHAT + 10 + 1000 * round_, sent)
@@ -104,6 +116,9 @@ async def media(
             with contextlib.suppress(asyncio.CancelledError):
                 await readers
             await _answered(r, sent[-1])  # the last PDF, before the next idle round
+            loaded_cpu.stop()
+        workers = descendants(r.process.pid)
+        parse_cpu = sum(cpu_seconds(pid) or 0.0 for pid in workers)
     idle_p99 = percentiles(t.to_final for t in idle)["p99_ms"]
     loaded_p99 = percentiles(t.to_final for t in loaded)["p99_ms"]
     ratio = round(loaded_p99 / idle_p99, 3) if idle_p99 and loaded_p99 else None
@@ -115,6 +130,11 @@ async def media(
         "rounds": rounds,
         "big_pdfs_read": len(sent),
         "parse_processes_rss_mb": workers_mb,
+        # The bot's own process, per streaming turn (a loaded round's PDFs included), and the
+        # parsing processes' CPU per PDF read (the 60-page ones and the big ones).
+        "bot_cpu_ms_per_turn_idle": idle_cpu.ms_per_turn(len(idle)),
+        "bot_cpu_ms_per_turn_loaded": loaded_cpu.ms_per_turn(len(loaded)),
+        "parse_cpu_ms_per_pdf": round(parse_cpu * 1000 / (turns + len(sent)), 1) if sent else None,
         "tok_to_edit_idle": percentiles(t.to_final for t in idle),
         "tok_to_edit_while_parsing": percentiles(t.to_final for t in loaded),
         "p99_ratio_parsing_to_idle": ratio,

@@ -11,6 +11,7 @@ the original the largest), ``file_unique_id``, ``file_size``, ``mime_type``, ``c
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import uuid
@@ -54,6 +55,9 @@ class FileStore:
     token: str
     files: dict[str, StoredFile] = field(default_factory=dict)
     downloads: list[str] = field(default_factory=list)  # file paths served, in order
+    # While an unset Event, every download waits for it before its first byte (a slow file
+    # server: a test can stop the bot while it is fetching a file).
+    held: asyncio.Event | None = None
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count())
 
     def add(
@@ -115,6 +119,8 @@ class FileStore:
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
         self.downloads.append(path)
+        if self.held is not None:
+            await self.held.wait()
         if not stored.chunked:
             return web.Response(body=stored.data, content_type="application/octet-stream")
         response = web.StreamResponse()

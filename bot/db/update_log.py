@@ -47,18 +47,14 @@ async def record(session: AsyncSession, updates: Sequence[Taken]) -> list[bool]:
     return taken
 
 
-async def pending_before(session: AsyncSession, chat_id: int, update_id: int) -> list[UpdateLog]:
-    """Updates of the chat taken before `update_id` and not done yet, oldest first."""
-    rows = await session.scalars(
-        select(UpdateLog)
-        .where(
-            UpdateLog.chat_id == chat_id,
-            UpdateLog.done.is_(False),
-            UpdateLog.update_id < update_id,
-        )
-        .order_by(UpdateLog.update_id)
-    )
-    return list(rows)
+async def pending_before(
+    session: AsyncSession, chat_id: int, update_id: int | None = None
+) -> list[UpdateLog]:
+    """Updates of the chat taken before `update_id` (None: all) and not done yet, oldest first."""
+    query = select(UpdateLog).where(UpdateLog.chat_id == chat_id, UpdateLog.done.is_(False))
+    if update_id is not None:
+        query = query.where(UpdateLog.update_id < update_id)
+    return list(await session.scalars(query.order_by(UpdateLog.update_id)))
 
 
 async def pending_chats(session: AsyncSession) -> list[int]:

@@ -136,6 +136,19 @@ class UpdateGate:
             await self.done(row.update_id)
         return found
 
+    async def album_items(self, chat_id: int, media_group_id: str, bot: Bot) -> list[Update]:
+        """The album's items taken (by any replica, or by a run that was killed) and not
+        handled yet: the album's turn answers them all."""
+        async with self._sessions() as session:
+            rows = await update_log.pending_before(session, chat_id)
+        found = []
+        for row in rows:
+            data = json.loads(row.payload) if row.payload else {}
+            message = data.get("message")
+            if isinstance(message, dict) and message.get("media_group_id") == media_group_id:
+                found.append(Update.de_json(data, bot))
+        return found
+
     async def is_done(self, update_id: int) -> bool:
         async with self._sessions() as session:
             return await update_log.is_done(session, update_id)

@@ -62,10 +62,11 @@ def build_application(
 ) -> AnyApplication:
     root = settings.telegram_base_url
     access = Access(settings, sessions)
-    handlers = ChatHandlers(settings, runner, access, media)
+    handlers = ChatHandlers(settings, runner, access, media, gate)
     ordering = ChatOrderedUpdateProcessor(
         max_queued_per_chat=settings.max_queued_per_chat,
         skips_queue=handlers.skips_queue,
+        keeps_pending=handlers.keeps_pending,
         on_busy=handlers.busy,
         gate=gate,
         records=settings.mode != "webhook",  # the webhook records before it answers Telegram

@@ -4,8 +4,11 @@ A message with an attachment is prepared by bot/media for the chat's model (insi
 ordering, the heavy work in worker threads), then answered as one turn whose content is the
 prepared parts. An album (one `media_group_id`, one update per item) is one turn: its first
 update waits in the chat's line as usual, the others join it on arrival (they skip the line),
-and it is prepared once the album has been quiet for `ALBUM_QUIET_SECONDS`. A file the bot
-cannot use gets one line saying why, and the conversation goes on untouched.
+and it is prepared once the album has been quiet for `ALBUM_QUIET_SECONDS`. The update log
+(`AlbumLog`) adds the album's items this process did not see arrive: those another replica
+took, or, after a kill, those a previous run had taken. The later items stay pending in the
+log until the album's turn is over, so a kill before it replays the whole album. A file the
+bot cannot use gets one line saying why, and the conversation goes on untouched.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from telegram import Message, MessageEntity, Update
+from telegram import Bot, Message, MessageEntity, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.ext import ContextTypes
 
@@ -54,11 +58,25 @@ Context = ContextTypes.DEFAULT_TYPE
 RunTurn = Callable[[Update, Context, int, Callable[..., Awaitable[Outcome]]], Awaitable[None]]
 
 
+class AlbumLog(Protocol):
+    """The shared update log, as albums need it (bot.runtime.update_gate.UpdateGate)."""
+
+    async def album_items(self, chat_id: int, media_group_id: str, bot: Bot) -> list[Update]: ...
+
+    async def done(self, update_id: int) -> None: ...
+
+
 @dataclass
 class _Album:
-    messages: list[Message]
+    updates: list[Update]
     last_arrival: float
     taken: bool = False
+
+
+def _message(update: Update) -> Message:
+    message = update.effective_message
+    assert message is not None
+    return message
 
 
 @dataclass
@@ -78,9 +96,9 @@ class Albums:
         album = self.open.get(key)
         if album is None or album.taken:
             self._forget_stale(now)
-            self.open[key] = _Album([message], now)
+            self.open[key] = _Album([update], now)
             return False
-        album.messages.append(message)
+        album.updates.append(update)
         album.last_arrival = now
         return True
 
@@ -90,20 +108,27 @@ class Albums:
             if now - album.last_arrival > STALE_ALBUM_SECONDS:
                 del self.open[key]
 
-    def discard(self, message: Message) -> None:
-        """Forget the album `message` opened (one the bot will not answer)."""
-        key = (message.chat_id, message.media_group_id or "")
+    def discard(self, update: Update) -> list[Update]:
+        """Forget the album `update` opened (one the bot will not answer): its later items."""
+        message = update.message
+        if message is None or message.media_group_id is None:
+            return []
+        key = (message.chat_id, message.media_group_id)
         album = self.open.get(key)
-        if album is not None and album.messages[0] is message:
-            del self.open[key]
+        if album is None or album.updates[0] is not update:
+            return []
+        del self.open[key]
+        return album.updates[1:]
 
-    async def gather(self, message: Message) -> list[Message] | None:
-        """The album `message` opened, once quiet; None when it is a later item."""
+    async def gather(self, update: Update) -> list[Update] | None:
+        """The album `update` opened, once quiet; None when it is a later item."""
+        message = _message(update)
         key = (message.chat_id, message.media_group_id or "")
         album = self.open.get(key)
-        if album is None:  # not seen on arrival (a replayed update): an album of one
-            return [message]
-        if album.messages[0] is not message:
+        if album is None:  # not seen arriving (another replica's, a replayed one): the update
+            await asyncio.sleep(ALBUM_QUIET_SECONDS)  # log has the rest, once they are in
+            return [update]
+        if album.updates[0] is not update:
             return None
         loop = asyncio.get_running_loop()
         # A debounce: each arrival moves the deadline, so an Event would not say more.
@@ -111,28 +136,60 @@ class Albums:
             await asyncio.sleep(wait)
         album.taken = True
         del self.open[key]
-        return sorted(album.messages, key=lambda m: m.message_id)
+        return album.updates
 
 
 class AttachmentHandler:
     """Turns messages with attachments into turns; one per application."""
 
-    def __init__(self, runner: TurnRunner, media: MediaProcessor, run_turn: RunTurn) -> None:
+    def __init__(
+        self,
+        runner: TurnRunner,
+        media: MediaProcessor,
+        run_turn: RunTurn,
+        log: AlbumLog | None = None,
+    ) -> None:
         self._runner = runner
         self._media = media
         self._run_turn = run_turn
+        self._log = log
         self.albums = Albums()
 
     async def handle(self, update: Update, context: Context, user: UserInfo) -> None:
         """Answer a message with an attachment (the caller checked it is addressed)."""
-        message = update.effective_message
-        assert message is not None
-        messages = [message]
+        message = _message(update)
+        updates = [update]
         if message.media_group_id is not None:
-            found = await self.albums.gather(message)
+            found = await self.albums.gather(update)
             if found is None:
                 return  # a later item: the first one answers for the album
-            messages = found
+            updates = await self._with_logged(found, message, context.bot)
+        try:
+            await self._answer(update, context, user, [_message(u) for u in updates])
+        finally:  # answered or refused: the album's other items with it
+            await self._done(u for u in updates if u is not update)
+
+    async def ignore(self, update: Update) -> None:
+        """Drop the album `update` opened (not addressed to the bot, or answered busy)."""
+        await self._done(self.albums.discard(update))
+
+    async def _with_logged(self, found: list[Update], first: Message, bot: Bot) -> list[Update]:
+        """The album's items seen here and those only the update log has, in message order."""
+        if self._log is not None and first.media_group_id is not None:
+            seen = {u.update_id for u in found}
+            logged = await self._log.album_items(first.chat_id, first.media_group_id, bot)
+            found = found + [u for u in logged if u.update_id not in seen]
+        return sorted(found, key=lambda u: _message(u).message_id)
+
+    async def _done(self, updates: Iterable[Update]) -> None:
+        if self._log is not None:
+            for later in updates:
+                await self._log.done(later.update_id)
+
+    async def _answer(
+        self, update: Update, context: Context, user: UserInfo, messages: list[Message]
+    ) -> None:
+        message = _message(update)
         attachments = [self._attachment(m, context.bot.username) for m in messages]
         first = attachments[0]
         if first is None or first.kind == "unsupported":

@@ -20,7 +20,7 @@ from bot.model_step import TurnControl
 from bot.prompt.recall import Remembered
 from bot.reply_sink import ReplySink
 from bot.runtime.metrics import TURNS
-from bot.telegram.attachments import AttachmentHandler
+from bot.telegram.attachments import AlbumLog, AttachmentHandler
 from bot.telegram.commands import ADMIN_USAGE, BUTTON_COMMANDS, admin_menu
 from bot.telegram.streamer import TelegramReply
 from bot.telegram.tool_confirm import PREFIX as CONFIRM_PREFIX
@@ -90,6 +90,7 @@ class ChatHandlers:
         runner: TurnRunner,
         access: Access,
         media: MediaProcessor | None = None,
+        log: AlbumLog | None = None,
     ) -> None:
         self._settings = settings
         self._runner = runner
@@ -97,7 +98,7 @@ class ChatHandlers:
         self.confirmations = ToolConfirmations(settings.tools_confirm_seconds)
         self._active: dict[int, TurnControl] = {}  # chat id → the turn streaming there
         self._attachments = (
-            AttachmentHandler(runner, media, self._turn) if media is not None else None
+            AttachmentHandler(runner, media, self._turn, log) if media is not None else None
         )
 
     async def gate(self, update: Update, context: Context) -> None:
@@ -265,8 +266,14 @@ class ChatHandlers:
             return False
         return text.split(maxsplit=1)[0].split("@")[0] in CONTROL_COMMANDS
 
+    def keeps_pending(self, update: Update) -> bool:
+        """An album's later item: marked done with the album's turn (see attachments.py)."""
+        return update.message is not None and update.message.media_group_id is not None
+
     async def busy(self, update: Update) -> None:
         """Answer a message that arrived while the chat's queue was full."""
+        if self._attachments is not None:
+            await self._attachments.ignore(update)  # an album's first item: not answered
         if update.effective_message is not None and self._addressed(update.effective_message):
             await update.effective_message.reply_text(BUSY)
 
@@ -277,7 +284,7 @@ class ChatHandlers:
         assert message is not None
         if not self._addressed(message):
             if self._attachments is not None:
-                self._attachments.albums.discard(message)  # an album not meant for the bot
+                await self._attachments.ignore(update)  # an album not meant for the bot
             return
         if self._attachments is None:
             await message.reply_text(TEXT_ONLY)

@@ -38,6 +38,7 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         max_concurrent_updates: int = 512,
         max_queued_per_chat: int = 5,
         skips_queue: UpdateCheck = lambda update: False,
+        keeps_pending: UpdateCheck = lambda update: False,
         on_busy: BusyReply | None = None,
         gate: UpdateGate | None = None,
         records: bool = True,
@@ -51,6 +52,9 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._holders: dict[int, int] = {}
         self._max_queued = max_queued_per_chat
         self._skips_queue = skips_queue
+        # Updates that skip the line but are marked done by their handler, later (an album's
+        # later items: done with the album's turn, so that a kill before it replays them).
+        self._keeps_pending = keeps_pending
         self._on_busy = on_busy
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
@@ -69,7 +73,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         if chat is None or (isinstance(update, Update) and self._skips_queue(update)):
             if gate is None or not self._records or await self._record(gate, update):
                 await coroutine
-                await self._done(update)
+                if not (isinstance(update, Update) and self._keeps_pending(update)):
+                    await self._done(update)
             else:
                 _discard(coroutine)
             return
@@ -141,6 +146,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
 
     async def _handle_earlier(self, gate: UpdateGate, chat_id: int, before: int, bot: Bot) -> None:
         for earlier in await gate.earlier_pending(chat_id, before, bot):
+            if await gate.is_done(earlier.update_id):
+                continue  # answered meanwhile with an earlier one (an album's items)
             if self.process_earlier is not None:
                 logger.info("chat %s: handling earlier update %s", chat_id, earlier.update_id)
                 await self.process_earlier(earlier)

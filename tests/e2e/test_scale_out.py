@@ -36,7 +36,12 @@ REDELIVERED = 12
 
 
 async def _replica(
-    tmp_path: Path, telegram: BotAPIEmulator, model: OpenAIEmulator, url: str, port: int
+    tmp_path: Path,
+    telegram: BotAPIEmulator,
+    model: OpenAIEmulator,
+    url: str,
+    port: int,
+    **settings: str,
 ) -> asyncio.subprocess.Process:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -55,6 +60,7 @@ async def _replica(
         "WEBHOOK_SECRET": SECRET,
         "EDIT_INTERVAL": "0.2",
         "LOG_LEVEL": "WARNING",
+        **settings,
     }
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
