@@ -531,7 +531,8 @@ async def test_delays_are_streamed(emulator: OpenAIEmulator, client: httpx.Async
         async for _ in source.aiter_sse():
             arrivals.append(time.monotonic() - started)
     role, first, second = arrivals[:3]
-    assert role < 0.2
+    # Lower bounds only (a loaded machine only delays): the role chunk came before the
+    # first-token delay, which came before the first text, and the chunks were paced.
     assert first - role >= 0.25
     assert second - first >= 0.08
 

@@ -317,10 +317,14 @@ async def test_a_long_stale_lease_is_taken_at_once(
 
 
 async def contend(database_url: str, count: int) -> list[BaseException | None]:
-    """`count` leases on their own engines acquire at the same moment; what each one got."""
+    """`count` leases on their own engines acquire at the same moment; what each one got.
+
+    The lease period is long enough that the winner's heartbeat (every 2 s) is never a whole
+    period late on a loaded machine: a late one would rightly be taken over, a second winner.
+    """
     engines = [create_engine(database_url) for _ in range(count)]
     leases = [
-        PollerGuard(create_sessionmaker(engine), BOT_ID, 1.5, lambda reason: None)
+        PollerGuard(create_sessionmaker(engine), BOT_ID, 6.0, lambda reason: None)
         for engine in engines
     ]
     try:
