@@ -238,16 +238,16 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_mb(pids: list[int]) -> float:
-    """The resident sets (VmRSS) of these processes, summed, in MiB (shared pages counted in
-    each: an upper bound)."""
+def pss_mb(pids: list[int]) -> float:
+    """The proportional set sizes (Pss) of these processes, summed, in MiB: each page shared
+    by n of them counts 1/n in each (forked workers share their fork server's pages)."""
     total = 0
     for pid in pids:
         try:
-            status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="utf-8")
         except OSError:
             continue
-        total += next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+        total += next((int(x.split()[1]) for x in rollup.splitlines() if x.startswith("Pss:")), 0)
     return round(total / 1024, 1)
 
 

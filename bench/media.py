@@ -24,7 +24,7 @@ from bench.harness import (
     cpu_seconds,
     descendants,
     percentiles,
-    rss_mb,
+    pss_mb,
 )
 from bench.overhead import Rig, first_chats, rig, run_turns
 from emulators import media_samples as samples
@@ -111,7 +111,7 @@ async def media(
             await r.telegram.wait_for(_downloads_past(r, downloads), 60)
             loaded += await run_turns(r, streaming, 2 * round_ + 2, limit=60 + chats)
             # The parsing workers (and the fork server they start from), while they work.
-            workers_mb = max(workers_mb, rss_mb(descendants(r.process.pid)))
+            workers_mb = max(workers_mb, pss_mb(descendants(r.process.pid)))
             readers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await readers
@@ -129,7 +129,8 @@ async def media(
         "other_chats": chats,
         "rounds": rounds,
         "big_pdfs_read": len(sent),
-        "parse_processes_rss_mb": workers_mb,
+        "parse_processes_pss_mb": workers_mb,
+        "bot_peak_rss_mb": r.peak_rss_mb,
         # The bot's own process, per streaming turn (a loaded round's PDFs included), and the
         # parsing processes' CPU per PDF read (the 60-page ones and the big ones).
         "bot_cpu_ms_per_turn_idle": idle_cpu.ms_per_turn(len(idle)),

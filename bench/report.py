@@ -116,7 +116,8 @@ def _media(by_db: dict[str, dict[str, Any]]) -> list[str]:
     header = ["db", "turn", *(f"dl->req {p[:3]}" for p in PCTS)]
     rows: list[list[Any]] = []
     effect_header = ["db", "rounds", "tok->edit p50", "p99", "p99 ratio", "PDFs"]
-    effect_header += ["bot CPU ms/turn", "parsers' CPU ms/PDF", "parsers' RSS MiB"]
+    effect_header += ["bot CPU ms/turn", "parsers' CPU ms/PDF", "parsers' PSS MiB"]
+    effect_header += ["bot peak RSS MiB"]
     effect: list[list[Any]] = []
     for db, m in by_db.items():
         for name in ("photo", "pdf"):
@@ -134,7 +135,8 @@ def _media(by_db: dict[str, dict[str, Any]]) -> list[str]:
                 f"{_cell(m.get('bot_cpu_ms_per_turn_idle'))} -> "
                 f"{_cell(m.get('bot_cpu_ms_per_turn_loaded'))}",
                 m.get("parse_cpu_ms_per_pdf"),
-                m.get("parse_processes_rss_mb"),
+                m.get("parse_processes_pss_mb"),
+                m.get("bot_peak_rss_mb"),
             ]
         )
     pdf_mb = next(iter(by_db.values()))["pdf_mb"] if by_db else "-"

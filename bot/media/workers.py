@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
+import gc
 import logging
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from bot.media.types import BROKEN, TOO_SLOW, DocumentError
 
@@ -40,6 +43,27 @@ PRELOAD = ["bot.media.documents", "pypdf", "docx"]  # imported once, in the fork
 def _lower_priority() -> None:
     with contextlib.suppress(OSError):  # not permitted here: the same priority, then
         os.nice(WORKER_NICENESS)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, where there is one (a plain call: no ctypes callback)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _call_and_trim(work: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, Any]) -> T:
+    """The job, in the worker; then its garbage goes back to the system. A parsed 19 MB PDF
+    otherwise leaves ~85 MiB in the worker's heap until the worker exits."""
+    try:
+        return work(*args, **kwargs)
+    finally:
+        gc.collect()
+        if (trim := _malloc_trim()) is not None:
+            trim(0)
 
 
 class ParsePool:
@@ -94,7 +118,7 @@ class ParsePool:
         self, executor: ProcessPoolExecutor, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         try:
-            future = executor.submit(work, *args, **kwargs)
+            future = executor.submit(_call_and_trim, work, args, kwargs)
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except TimeoutError:
             logger.warning("parsing took over %.0f s: its worker is stopped", self.timeout)

@@ -164,10 +164,15 @@ class AttachmentHandler:
             if found is None:
                 return  # a later item: the first one answers for the album
             updates = await self._with_logged(found, message, context.bot)
+        others = [u for u in updates if u is not update]
         try:
             await self._answer(update, context, user, [_message(u) for u in updates])
-        finally:  # answered or refused: the album's other items with it
-            await self._done(u for u in updates if u is not update)
+        except Exception:
+            await self._done(others)  # as the first item is: it is marked done all the same
+            raise
+        # Answered or refused: the other items with it. Cancelled (a shutdown past its grace),
+        # all stay pending, and the next start answers the album whole.
+        await self._done(others)
 
     async def ignore(self, update: Update) -> None:
         """Drop the album `update` opened (not addressed to the bot, or answered busy)."""

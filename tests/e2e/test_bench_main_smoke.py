@@ -82,7 +82,8 @@ async def test_smoke_bench_reports_every_figure(tmp_path: Path) -> None:
         assert isinstance(figures["p99_ratio_parsing_to_idle"], float)
         assert figures["pdf_mb"] > 0
         assert figures["big_pdfs_read"] >= plan["media_rounds"]  # one per round at least
-        assert figures["parse_processes_rss_mb"] > 0  # the parsing workers are measured
+        assert figures["parse_processes_pss_mb"] > 0  # the parsing workers are measured
+        assert figures["bot_peak_rss_mb"] > 0
         assert figures["parse_cpu_ms_per_pdf"] > 0
         assert figures["bot_cpu_ms_per_turn_loaded"] is not None
     tools = results["tools"]
