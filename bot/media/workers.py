@@ -24,6 +24,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -55,15 +56,20 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+def _release_memory() -> None:
+    gc.collect()
+    if (trim := _malloc_trim()) is not None:
+        trim(0)
+
+
 def _call_and_trim(work: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, Any]) -> T:
-    """The job, in the worker; then its garbage goes back to the system. A parsed 19 MB PDF
-    otherwise leaves ~85 MiB in the worker's heap until the worker exits."""
+    """The job, in the worker; then its garbage goes back to the system, in a thread of the
+    worker while the result is on its way (so the result does not wait for it). A parsed
+    19 MB PDF otherwise leaves ~85 MiB in the worker's heap until the worker exits."""
     try:
         return work(*args, **kwargs)
     finally:
-        gc.collect()
-        if (trim := _malloc_trim()) is not None:
-            trim(0)
+        threading.Thread(target=_release_memory, name="release-memory", daemon=True).start()
 
 
 class ParsePool:
