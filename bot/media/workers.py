@@ -38,6 +38,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 WORKER_NICENESS = 10  # below the bot's own process, which streams replies
 JOBS_PER_WORKER = 200  # then a fresh worker: a parser's heap does not grow for ever
+RELEASE_AFTER = 0.1  # seconds after a job: its result is sent by then (a few ms)
 PRELOAD = ["bot.media.documents", "pypdf", "docx"]  # imported once, in the fork server
 
 
@@ -63,13 +64,15 @@ def _release_memory() -> None:
 
 
 def _call_and_trim(work: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, Any]) -> T:
-    """The job, in the worker; then its garbage goes back to the system, in a thread of the
-    worker while the result is on its way (so the result does not wait for it). A parsed
-    19 MB PDF otherwise leaves ~85 MiB in the worker's heap until the worker exits."""
+    """The job, in the worker; then its garbage goes back to the system, from a thread of the
+    worker once the result has left (so neither the result nor its sending waits for it). A
+    parsed 19 MB PDF otherwise leaves ~85 MiB in the worker's heap until the worker exits."""
     try:
         return work(*args, **kwargs)
     finally:
-        threading.Thread(target=_release_memory, name="release-memory", daemon=True).start()
+        release = threading.Timer(RELEASE_AFTER, _release_memory)
+        release.daemon = True
+        release.start()
 
 
 class ParsePool:
